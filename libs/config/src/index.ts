@@ -1,0 +1,139 @@
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { byteSize, flag, parseEnv, port, positiveInt } from './env.js';
+
+export { ConfigError, parseEnv, byteSize, flag, port, positiveInt } from './env.js';
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** Variables every service reads. */
+const commonVars = {
+  LOG_LEVEL: logLevel.default('info'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected redis://host:port[/db]' }).optional(),
+  NONDIVY_DATA_DIR: z.string().default('./data'),
+  NONDIVY_SITE_NAME: z.string().min(1).max(100).default('Nondivy'),
+};
+
+/** Variables of the services that open the blob store (gateway, FTP). */
+const blobVars = {
+  NONDIVY_BLOB_DRIVER: z.enum(['fs', 's3']).default('fs'),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/, message: 'expected http(s)://host:port' }).optional(),
+  S3_ACCESS_KEY: z.string().optional(),
+  S3_SECRET_KEY: z.string().optional(),
+  S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3-63 lowercase letters, digits, dots, dashes)')
+    .default('nondivy'),
+  S3_REGION: z.string().default('us-east-1'),
+  NONDIVY_S3_PART_SIZE: byteSize.default(8 * 1024 * 1024).refine((n) => n >= 5 * 1024 * 1024 && n <= 512 * 1024 * 1024, 'must be between 5MiB and 512MiB'),
+  NONDIVY_MAX_UPLOAD_BYTES: byteSize.default(64 * 1024 ** 3).refine((n) => n > 0, 'must be positive'),
+};
+
+const gatewayVars = {
+  ...commonVars,
+  ...blobVars,
+  NONDIVY_HTTP_HOST: z.string().default('0.0.0.0'),
+  NONDIVY_HTTP_PORT: port.default(8080),
+  NONDIVY_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
+  NONDIVY_GUEST_UPLOAD: flag.default(false),
+  NONDIVY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  NONDIVY_SESSION_TTL_HOURS: positiveInt.default(24 * 30),
+  NONDIVY_LOGIN_MAX_FAILURES: positiveInt.default(10),
+  NONDIVY_LOGIN_LOCK_SECONDS: positiveInt.default(15 * 60),
+  NONDIVY_CATALOG_URL: z.url({ protocol: /^https?$/ }).optional(),
+};
+
+const catalogVars = {
+  ...commonVars,
+  NONDIVY_CATALOG_HOST: z.string().default('0.0.0.0'),
+  NONDIVY_CATALOG_PORT: port.default(8081),
+};
+
+export type LogLevel = z.infer<typeof logLevel>;
+
+export interface RedisConfig {
+  /** Undefined in standalone mode means "start an embedded redis-server". */
+  url?: string;
+}
+
+export type BlobConfig =
+  | { driver: 'fs'; root: string }
+  | { driver: 's3'; endpoint: string; accessKey: string; secretKey: string; bucket: string; region: string; partSize: number };
+
+export interface GatewayConfig {
+  logLevel: LogLevel;
+  siteName: string;
+  dataDir: string;
+  redis: RedisConfig;
+  blobs: BlobConfig;
+  http: { host: string; port: number; publicUrl?: string };
+  library: { maxUploadBytes: number; guestUpload: boolean };
+  auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
+  catalogUrl?: string;
+}
+
+export interface CatalogConfig {
+  logLevel: LogLevel;
+  siteName: string;
+  dataDir: string;
+  redis: RedisConfig;
+  http: { host: string; port: number };
+}
+
+const absolute = (dir: string) => (isAbsolute(dir) ? dir : resolve(process.cwd(), dir));
+
+/** S3 settings are required together, and only with the s3 driver. */
+const requireS3 = (env: Record<string, unknown>, ctx: z.RefinementCtx) => {
+  if (env.NONDIVY_BLOB_DRIVER !== 's3') return;
+  for (const name of ['S3_ENDPOINT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY']) {
+    if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required when NONDIVY_BLOB_DRIVER=s3' });
+  }
+};
+
+function blobConfig(env: z.infer<z.ZodObject<typeof blobVars>>, dataDir: string): BlobConfig {
+  if (env.NONDIVY_BLOB_DRIVER === 'fs') return { driver: 'fs', root: resolve(dataDir, 'blobs') };
+  return {
+    driver: 's3',
+    endpoint: env.S3_ENDPOINT ?? '',
+    accessKey: env.S3_ACCESS_KEY ?? '',
+    secretKey: env.S3_SECRET_KEY ?? '',
+    bucket: env.S3_BUCKET,
+    region: env.S3_REGION,
+    partSize: env.NONDIVY_S3_PART_SIZE,
+  };
+}
+
+/** The gateway's configuration, validated once at start-up. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const e = parseEnv(z.object(gatewayVars).superRefine(requireS3), env);
+  const dataDir = absolute(e.NONDIVY_DATA_DIR);
+  const blobs = blobConfig(e, dataDir);
+  return {
+    logLevel: e.LOG_LEVEL,
+    siteName: e.NONDIVY_SITE_NAME,
+    dataDir,
+    redis: { url: e.REDIS_URL },
+    blobs,
+    http: { host: e.NONDIVY_HTTP_HOST, port: e.NONDIVY_HTTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL },
+    library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, guestUpload: e.NONDIVY_GUEST_UPLOAD },
+    auth: {
+      adminPassword: e.NONDIVY_ADMIN_PASSWORD,
+      sessionTtlSeconds: e.NONDIVY_SESSION_TTL_HOURS * 3600,
+      maxLoginFailures: e.NONDIVY_LOGIN_MAX_FAILURES,
+      lockSeconds: e.NONDIVY_LOGIN_LOCK_SECONDS,
+    },
+    catalogUrl: e.NONDIVY_CATALOG_URL,
+  };
+}
+
+/** The catalog service's configuration, validated once at start-up. */
+export function loadCatalogConfig(env: NodeJS.ProcessEnv = process.env): CatalogConfig {
+  const e = parseEnv(z.object(catalogVars), env);
+  return {
+    logLevel: e.LOG_LEVEL,
+    siteName: e.NONDIVY_SITE_NAME,
+    dataDir: absolute(e.NONDIVY_DATA_DIR),
+    redis: { url: e.REDIS_URL },
+    http: { host: e.NONDIVY_CATALOG_HOST, port: e.NONDIVY_CATALOG_PORT },
+  };
+}

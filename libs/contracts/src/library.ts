@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+/** What a library item is about; guessed from its type when the uploader does not say. */
+export const ITEM_KINDS = ['ebook', 'audio', 'video', 'image', 'document', 'software', 'other'] as const;
+export const ItemKind = z.enum(ITEM_KINDS);
+export type ItemKind = z.infer<typeof ItemKind>;
+
+/** Item ids are 22 characters of url-safe base64 (128 random bits): unguessable and path-safe. */
+export const ItemId = z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'not a valid item id');
+
+export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+const Tag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .min(1)
+  .max(40)
+  .regex(/^[\p{L}\p{N}][\p{L}\p{N} ._+#&-]*$/u, 'tags are letters, digits, spaces and . _ + # & -');
+
+/** Tags as the API accepts them: an array, or one comma separated string (multipart forms). */
+export const Tags = z
+  .union([z.array(z.string()), z.string()])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')))
+  .transform((v) => v.map((t) => t.trim()).filter((t) => t.length > 0))
+  .pipe(z.array(Tag).max(32, 'at most 32 tags'))
+  .transform((v) => [...new Set(v)]);
+
+export const Title = z.string().trim().min(1).max(300);
+export const Description = z.string().trim().max(5000);
+
+/** A library item: the metadata of one file in the public library. */
+export const Item = z.object({
+  id: ItemId,
+  title: z.string(),
+  kind: ItemKind,
+  tags: z.array(z.string()),
+  description: z.string(),
+  filename: z.string(),
+  contentType: z.string(),
+  size: z.number().int().nonnegative(),
+  sha256: Sha256,
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  uploadedBy: z.string(),
+  downloads: z.number().int().nonnegative(),
+  site: z.string().optional(),
+  meta: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+});
+export type Item = z.infer<typeof Item>;
+
+/** The editable fields (PATCH /library/:id). */
+export const ItemPatch = z
+  .strictObject({
+    title: Title.optional(),
+    kind: ItemKind.optional(),
+    tags: Tags.optional(),
+    description: Description.optional(),
+    filename: z.string().min(1).max(1000).optional(),
+  })
+  .refine((p) => Object.keys(p).length > 0, 'nothing to change');
+export type ItemPatch = z.infer<typeof ItemPatch>;
+
+/** The descriptive fields an uploader may give beside the file. */
+export const UploadFields = z.strictObject({
+  title: Title.optional(),
+  kind: ItemKind.optional(),
+  tags: Tags.optional(),
+  description: Description.optional(),
+});
+export type UploadFields = z.infer<typeof UploadFields>;
+
+export const ItemList = z.object({
+  items: z.array(Item),
+  nextCursor: z.string().nullable(),
+});
+export type ItemList = z.infer<typeof ItemList>;
+
+export const LIST_LIMIT_DEFAULT = 50;
+export const LIST_LIMIT_MAX = 200;
+
+export const ListQuery = z.strictObject({
+  q: z.string().max(500).optional(),
+  kind: ItemKind.optional(),
+  tag: z.union([z.string(), z.array(z.string())]).optional(),
+  sort: z.enum(['new', 'title', 'size', 'popular']).default('new'),
+  limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
+  cursor: z.string().max(200).optional(),
+  scope: z.enum(['local', 'federated']).default('local'),
+});
+export type ListQuery = z.infer<typeof ListQuery>;

@@ -1,0 +1,4 @@
+export { problemErrorHandler, notFoundHandler, sendProblem } from './problem.js';
+export { parseRange, MAX_MULTIPART_RANGES, type Range } from './range.js';
+export { observability, type ObservabilityOptions, type ReadinessCheck } from './observability.js';
+export { contentDispositionFor } from './content-disposition.js';

@@ -1,0 +1,55 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, httpStatusOf } from '@nondivy/errors';
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  406: 'Not Acceptable', 409: 'Conflict', 411: 'Length Required', 413: 'Content Too Large', 415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+/** Sends an RFC 9457 problem document. */
+export function sendProblem(reply: FastifyReply, status: number, detail?: string, extra: Record<string, unknown> = {}) {
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({ type: 'about:blank', title: TITLES[status] ?? 'Error', status, ...(detail ? { detail } : {}), ...extra });
+}
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  params?: { issue?: { path?: (string | number)[]; message?: string } };
+}
+
+/**
+ * The one error handler of every HTTP service: AppErrors map by kind; framework 4xx errors keep their
+ * (safe) message; anything else is logged in full and answered with a generic 500.
+ */
+export function problemErrorHandler(err: FastifyError | AppError | Error, req: FastifyRequest, reply: FastifyReply) {
+  if (err instanceof AppError) {
+    const status = httpStatusOf[err.kind];
+    if (err.retryAfter) reply.header('retry-after', String(err.retryAfter));
+    if (status >= 500) req.log.warn({ err: { message: err.message, cause: (err.cause as Error)?.message } }, 'request failed: dependency unavailable');
+    if (status === 413 || status === 503) reply.header('connection', 'close');
+    return sendProblem(reply, status, status === 500 ? 'Internal error' : err.message, err.details ?? {});
+  }
+  const fe = err as Omit<FastifyError, 'validation'> & { validation?: ValidationIssue[]; validationContext?: string };
+  if (fe.validation) {
+    const errors = fe.validation.map((v) => ({
+      path: [fe.validationContext, ...(v.params?.issue?.path ?? (v.instancePath ?? '').split('/').filter(Boolean))].filter(Boolean).join('.'),
+      message: v.params?.issue?.message ?? v.message ?? 'invalid',
+    }));
+    return sendProblem(reply, 400, `Invalid ${fe.validationContext ?? 'request'}`, { errors });
+  }
+  const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    if (status === 413) reply.header('connection', 'close');
+    return sendProblem(reply, status, fe.message);
+  }
+  req.log.error({ err }, 'unhandled error');
+  return sendProblem(reply, 500, 'Internal error');
+}
+
+export function notFoundHandler(req: FastifyRequest, reply: FastifyReply) {
+  return sendProblem(reply, 404, `No route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`);
+}

@@ -1,0 +1,308 @@
+import type { Redis } from 'ioredis';
+import type { Item, ListCursor, StoredItem } from '@nondivy/contracts';
+import { notFound } from '@nondivy/errors';
+import { keys, LIBRARY_EVENTS_MAXLEN } from './keys.js';
+import { withRedis } from './redis.js';
+
+
+/** What an expired upload left behind, for the sweeper to discard. */
+export interface ExpiredUpload {
+  leaseId: string;
+  token: string | null;
+}
+
+// Item hash fields. Strings as they are; arrays and maps as JSON; numbers as decimal strings.
+function toFields(item: StoredItem): string[] {
+  return [
+    'id', item.id,
+    'title', item.title,
+    'kind', item.kind,
+    'tags', JSON.stringify(item.tags),
+    'description', item.description,
+    'filename', item.filename,
+    'contentType', item.contentType,
+    'size', String(item.size),
+    'sha256', item.sha256,
+    'blobKey', item.blobKey,
+    'createdAt', item.createdAt,
+    'updatedAt', item.updatedAt,
+    'uploadedBy', item.uploadedBy,
+    'downloads', String(item.downloads),
+    'meta', JSON.stringify(item.meta),
+  ];
+}
+
+function fromHash(h: Record<string, string>): StoredItem | null {
+  if (!h.id || !h.sha256) return null;
+  return {
+    id: h.id,
+    title: h.title ?? '',
+    kind: (h.kind ?? 'other') as Item['kind'],
+    tags: JSON.parse(h.tags ?? '[]') as string[],
+    description: h.description ?? '',
+    filename: h.filename ?? '',
+    contentType: h.contentType ?? 'application/octet-stream',
+    size: Number(h.size ?? 0),
+    sha256: h.sha256,
+    blobKey: h.blobKey ?? '',
+    createdAt: h.createdAt ?? new Date(0).toISOString(),
+    updatedAt: h.updatedAt ?? h.createdAt ?? new Date(0).toISOString(),
+    uploadedBy: h.uploadedBy ?? '',
+    downloads: Number(h.downloads ?? 0),
+    meta: JSON.parse(h.meta ?? '{}') as Item['meta'],
+  };
+}
+
+// KEYS: uploads, uploadTokens, blob:<sha>, item:<id>, itemsByCreated, libraryEvents, blobTrash
+// ARGV: leaseId, candidateKey, size, createdAtMs, maxlen, item fields (JSON array)...
+// Returns {blobKey, deduped}. Fails with LEASE_LOST when the sweeper already took the upload.
+const COMMIT_UPLOAD = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return redis.error_reply('LEASE_LOST upload lease expired')
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+local blobKey = redis.call('HGET', KEYS[3], 'key')
+local deduped = 0
+if blobKey then
+  redis.call('HINCRBY', KEYS[3], 'refs', 1)
+  deduped = 1
+  redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2])
+else
+  blobKey = ARGV[2]
+  redis.call('HSET', KEYS[3], 'key', blobKey, 'size', ARGV[3], 'refs', 1)
+end
+local fields = cjson.decode(ARGV[6])
+redis.call('HSET', KEYS[4], unpack(fields))
+redis.call('HSET', KEYS[4], 'blobKey', blobKey)
+local id = redis.call('HGET', KEYS[4], 'id')
+redis.call('ZADD', KEYS[5], ARGV[4], id)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'type', 'item.created', 'id', id, 'at', redis.call('HGET', KEYS[4], 'createdAt'))
+return {blobKey, deduped}
+`;
+
+// KEYS: item:<id>, itemsByCreated, libraryEvents, blobTrash
+// ARGV: blobPrefix, nowMs, atIso, maxlen
+// Returns nil when the item does not exist, else {blobKey, lastReference(0|1)}.
+const DELETE_ITEM = `
+local sha = redis.call('HGET', KEYS[1], 'sha256')
+if not sha then return nil end
+local id = redis.call('HGET', KEYS[1], 'id')
+local blobKey = redis.call('HGET', KEYS[1], 'blobKey')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], id)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'type', 'item.deleted', 'id', id, 'at', ARGV[3])
+local bk = ARGV[1] .. sha
+local refs = redis.call('HINCRBY', bk, 'refs', -1)
+if refs <= 0 then
+  redis.call('DEL', bk)
+  redis.call('ZADD', KEYS[4], ARGV[2], blobKey)
+  return {blobKey, 1}
+end
+return {blobKey, 0}
+`;
+
+// KEYS: item:<id>, libraryEvents   ARGV: atIso, maxlen, fields (JSON array)
+const UPDATE_ITEM = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'item.updated', 'id', redis.call('HGET', KEYS[1], 'id'), 'at', ARGV[1])
+return 1
+`;
+
+// KEYS: item:<id>   Counts a download only for an item that still exists.
+const COUNT_DOWNLOAD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], 'downloads', 1)
+`;
+
+
+/**
+ * The library's state in Redis: items, the content-address registry with reference counts, upload
+ * leases and the blob trash. Every change that must be atomic (commit an upload, delete an item) is
+ * one Lua script, so readers never see an item without its bytes, nor bytes counted twice.
+ */
+export class RedisLibraryState {
+  constructor(private readonly redis: Redis) {}
+
+  /** Registers an upload in progress; it expires (and gets swept) unless renewed. */
+  beginUpload(leaseId: string, token: string, ttlMs: number): Promise<void> {
+    return withRedis(async () => {
+      await this.redis.multi().zadd(keys.uploads, Date.now() + ttlMs, leaseId).hset(keys.uploadTokens, leaseId, token).exec();
+    });
+  }
+
+  /** Replaces the cleanup token of an upload (e.g. once the S3 multipart upload id is known). */
+  setUploadToken(leaseId: string, token: string): Promise<void> {
+    return withRedis(async () => {
+      await this.redis.hset(keys.uploadTokens, leaseId, token);
+    });
+  }
+
+  /** Extends an upload's lease; false when it was already swept. */
+  renewUpload(leaseId: string, ttlMs: number): Promise<boolean> {
+    return withRedis(async () => (await this.redis.zadd(keys.uploads, 'XX', 'CH', Date.now() + ttlMs, leaseId)) === 1);
+  }
+
+  /** Forgets an upload whose leftovers were discarded. */
+  endUpload(leaseId: string): Promise<void> {
+    return withRedis(async () => {
+      await this.redis.multi().zrem(keys.uploads, leaseId).hdel(keys.uploadTokens, leaseId).exec();
+    });
+  }
+
+  /** Uploads whose lease ran out (their process died or hung). */
+  expiredUploads(now: number, limit = 100): Promise<ExpiredUpload[]> {
+    return withRedis(async () => {
+      const ids = await this.redis.zrangebyscore(keys.uploads, '-inf', now, 'LIMIT', 0, limit);
+      if (ids.length === 0) return [];
+      const tokens = await this.redis.hmget(keys.uploadTokens, ...ids);
+      return ids.map((leaseId, i) => ({ leaseId, token: tokens[i] ?? null }));
+    });
+  }
+
+  /**
+   * Commits an upload whose bytes are durable at `candidateKey`: ends the lease, registers the blob
+   * (or adds a reference to an equal blob already stored, putting the candidate in the trash), and
+   * creates the item with its change event — all in one step.
+   */
+  commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean }> {
+    const { item } = input;
+    const fields = toFields({ ...item, blobKey: input.candidateKey });
+    return withRedis(async () => {
+      const [blobKey, deduped] = (await this.redis.eval(
+        COMMIT_UPLOAD,
+        7,
+        keys.uploads,
+        keys.uploadTokens,
+        keys.blob(item.sha256),
+        keys.item(item.id),
+        keys.itemsByCreated,
+        keys.libraryEvents,
+        keys.blobTrash,
+        input.leaseId,
+        input.candidateKey,
+        String(item.size),
+        String(Date.parse(item.createdAt)),
+        String(LIBRARY_EVENTS_MAXLEN),
+        JSON.stringify(fields),
+      )) as [string, number];
+      return { blobKey, deduped: deduped === 1 };
+    });
+  }
+
+  getItem(id: string): Promise<StoredItem | null> {
+    return withRedis(async () => fromHash(await this.redis.hgetall(keys.item(id))));
+  }
+
+  getItems(ids: string[]): Promise<StoredItem[]> {
+    return withRedis(async () => {
+      if (ids.length === 0) return [];
+      const pipe = this.redis.pipeline();
+      for (const id of ids) pipe.hgetall(keys.item(id));
+      const results = (await pipe.exec()) ?? [];
+      const items: StoredItem[] = [];
+      for (const [err, h] of results) {
+        if (err) throw err;
+        const item = fromHash(h as Record<string, string>);
+        if (item) items.push(item);
+      }
+      return items;
+    });
+  }
+
+  /** Newest first, `limit` items after `cursor`. */
+  listByCreated(limit: number, cursor?: ListCursor): Promise<{ items: StoredItem[]; next: ListCursor | null }> {
+    return withRedis(async () => {
+      const max = cursor ? String(cursor.score) : '+inf';
+      // Items with the cursor's score that come at or before it are skipped below, so fetch a few more.
+      const raw = await this.redis.zrevrangebyscore(keys.itemsByCreated, max, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 64);
+      const page: ListCursor[] = [];
+      for (let i = 0; i < raw.length && page.length < limit + 1; i += 2) {
+        const id = raw[i]!;
+        const score = Number(raw[i + 1]);
+        if (cursor && score === cursor.score && id >= cursor.id) continue;
+        page.push({ id, score });
+      }
+      const hasMore = page.length > limit;
+      const slice = page.slice(0, limit);
+      const items = await this.getItems(slice.map((p) => p.id));
+      return { items, next: hasMore ? slice[slice.length - 1]! : null };
+    });
+  }
+
+  /** Applies a change to an item and records the event; false when the item does not exist. */
+  updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean> {
+    const fields: string[] = [];
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === undefined) continue;
+      fields.push(k, typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v));
+    }
+    const at = new Date().toISOString();
+    if (!changes.updatedAt) fields.push('updatedAt', at);
+    return withRedis(async () =>
+      (await this.redis.eval(UPDATE_ITEM, 2, keys.item(id), keys.libraryEvents, at, String(LIBRARY_EVENTS_MAXLEN), JSON.stringify(fields))) === 1,
+    );
+  }
+
+  /**
+   * Deletes an item and its reference to the blob. When that was the last reference, the blob's
+   * object is put in the trash (for the caller to delete now, or the sweeper later).
+   */
+  deleteItem(id: string): Promise<{ blobKey: string; lastReference: boolean }> {
+    return withRedis(async () => {
+      const res = (await this.redis.eval(
+        DELETE_ITEM,
+        4,
+        keys.item(id),
+        keys.itemsByCreated,
+        keys.libraryEvents,
+        keys.blobTrash,
+        keys.blobPrefix,
+        String(Date.now()),
+        new Date().toISOString(),
+        String(LIBRARY_EVENTS_MAXLEN),
+      )) as [string, number] | null;
+      if (!res) throw notFound('No such item');
+      return { blobKey: res[0], lastReference: res[1] === 1 };
+    });
+  }
+
+  /** Counts one download of an item (for `popular`); no-op when it was deleted meanwhile. */
+  countDownload(id: string): Promise<void> {
+    return withRedis(async () => {
+      await this.redis.eval(COUNT_DOWNLOAD, 1, keys.item(id));
+    });
+  }
+
+  /** Blob objects whose deletion is due. */
+  dueTrash(now: number, limit = 100): Promise<string[]> {
+    return withRedis(() => this.redis.zrangebyscore(keys.blobTrash, '-inf', now, 'LIMIT', 0, limit));
+  }
+
+  /** Takes a blob object out of the trash once it is deleted. */
+  clearTrash(blobKey: string): Promise<void> {
+    return withRedis(async () => {
+      await this.redis.zrem(keys.blobTrash, blobKey);
+    });
+  }
+
+  /** The registry entry of a SHA-256, if any bytes with that hash are stored. */
+  blobInfo(sha256: string): Promise<{ key: string; size: number; refs: number } | null> {
+    return withRedis(async () => {
+      const h = await this.redis.hgetall(keys.blob(sha256));
+      return h.key ? { key: h.key, size: Number(h.size), refs: Number(h.refs) } : null;
+    });
+  }
+
+  /** Counts: items, pending uploads and trash entries (for metrics and tests). */
+  counts(): Promise<{ items: number; uploads: number; trash: number }> {
+    return withRedis(async () => {
+      const [items, uploads, trash] = await Promise.all([
+        this.redis.zcard(keys.itemsByCreated),
+        this.redis.zcard(keys.uploads),
+        this.redis.zcard(keys.blobTrash),
+      ]);
+      return { items, uploads, trash };
+    });
+  }
+}

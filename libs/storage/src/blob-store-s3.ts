@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
+import { Client } from 'minio';
+import { AppError, notFound, unavailable } from '@nondivy/errors';
+import type { BeginOptions, BlobStore, BlobWriter, ByteRange } from './blob-store.js';
+
+export interface S3Options {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  bucket: string;
+  region: string;
+  /** Size of each multipart part (≥ 5 MiB). Memory per upload is about 3 parts. */
+  partSize: number;
+  /** Time limit for metadata calls (stat, bucket checks), ms. */
+  timeoutMs?: number;
+}
+
+/** Parts uploaded concurrently per write: the next part gathers while two are in flight. */
+const PART_CONCURRENCY = 2;
+/** S3 allows 10 000 parts; past every 1000 parts the part size doubles, so any object size fits. */
+const PARTS_PER_SIZE_STEP = 1000;
+const KEY_PATTERN = /^blobs\/[0-9a-f]{2}\/[0-9a-f-]{36}$/;
+
+interface S3Token {
+  key: string;
+  uploadId?: string;
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+
+/** Classifies an S3 or network error once, here. */
+export function s3Error(err: unknown): unknown {
+  if (err instanceof AppError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  if (e?.code === 'NoSuchKey' || e?.code === 'NotFound' || e?.code === 'NoSuchUpload') return notFound('No such blob');
+  if (e?.code && NETWORK_CODES.has(e.code)) return unavailable('The blob store is unavailable', err);
+  if (e?.code === 'NoSuchBucket' || e?.code === 'AccessDenied' || e?.code === 'InvalidAccessKeyId' || e?.code === 'SignatureDoesNotMatch') {
+    return unavailable('The blob store refused the request (check the S3 settings)', err);
+  }
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 500) return unavailable('The blob store is unavailable', err);
+  if (e?.message && /socket hang up|other side closed|premature close/i.test(e.message)) return unavailable('The blob store is unavailable', err);
+  return err;
+}
+
+async function s3Call<T>(fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const call = fn();
+    if (!timeoutMs) return await call;
+    return await Promise.race([
+      call,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(unavailable('The blob store did not answer in time')), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    throw s3Error(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class S3BlobWriter implements BlobWriter {
+  readonly key: string;
+  private uploadId: string | undefined;
+  private buffers: Buffer[] = [];
+  private buffered = 0;
+  private partNumber = 0;
+  private readonly parts: { part: number; etag: string }[] = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private failure: unknown = null;
+  private done = false;
+
+  constructor(
+    private readonly store: S3BlobStore,
+    private readonly options?: BeginOptions,
+  ) {
+    const id = randomUUID();
+    this.key = `blobs/${id.slice(0, 2)}/${id}`;
+  }
+
+  get token(): string {
+    return JSON.stringify({ key: this.key, uploadId: this.uploadId } satisfies S3Token);
+  }
+
+  private partSize(): number {
+    return this.store.partSize * 2 ** Math.floor(this.partNumber / PARTS_PER_SIZE_STEP);
+  }
+
+  private async startMultipart(): Promise<void> {
+    this.uploadId = await s3Call(() => this.store.client.initiateNewMultipartUpload(this.store.bucket, this.key, {}));
+    await this.options?.onToken?.(this.token);
+  }
+
+  private async sendPart(): Promise<void> {
+    if (!this.uploadId) await this.startMultipart();
+    const body = Buffer.concat(this.buffers, this.buffered);
+    this.buffers = [];
+    this.buffered = 0;
+    const part = ++this.partNumber;
+    const p = s3Call(() =>
+      this.store.client.uploadPart({ bucketName: this.store.bucket, objectName: this.key, uploadID: this.uploadId!, partNumber: part, headers: {} }, body),
+    ).then(
+      (res) => {
+        this.parts.push({ part, etag: res.etag });
+      },
+      (err) => {
+        this.failure ??= err;
+      },
+    );
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+    while (this.inflight.size >= PART_CONCURRENCY) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.done) throw new Error('write after finish/abort');
+    this.buffers.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered >= this.partSize()) await this.sendPart();
+  }
+
+  async finish(): Promise<void> {
+    this.done = true;
+    if (!this.uploadId) {
+      // Small blob: one PUT of a known size. The minio client does not list multipart uploads for it.
+      const body = Buffer.concat(this.buffers, this.buffered);
+      this.buffers = [];
+      await s3Call(() => this.store.client.putObject(this.store.bucket, this.key, body, body.length));
+      return;
+    }
+    if (this.buffered > 0) await this.sendPart();
+    await Promise.all(this.inflight);
+    if (this.failure) throw this.failure;
+    const etags = [...this.parts].sort((a, b) => a.part - b.part);
+    await s3Call(() => this.store.client.completeMultipartUpload(this.store.bucket, this.key, this.uploadId!, etags));
+  }
+
+  async abort(): Promise<void> {
+    this.done = true;
+    this.buffers = [];
+    await Promise.allSettled(this.inflight);
+    await this.store.discard(this.token);
+  }
+}
+
+/**
+ * Blobs in an S3 bucket (MinIO or any S3 API) through the `minio` client, under `blobs/<2 hex>/<uuid>`.
+ * Writes are driven here, not by `putObject` on a stream: small blobs are one PUT, larger ones a
+ * multipart upload with bounded parts (about three parts of memory per upload), a fresh key per
+ * write, and an abort on failure. S3 makes an object visible only when its upload completes.
+ */
+export class S3BlobStore implements BlobStore {
+  readonly driver = 's3' as const;
+  readonly client: Client;
+  readonly bucket: string;
+  readonly partSize: number;
+  private readonly timeoutMs: number;
+  private readonly agent: HttpAgent;
+
+  constructor(options: S3Options, private readonly onDiscardError?: (err: unknown, token: string) => void) {
+    const url = new URL(options.endpoint);
+    const useSSL = url.protocol === 'https:';
+    this.agent = useSSL ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+    this.client = new Client({
+      endPoint: url.hostname,
+      port: url.port ? Number(url.port) : useSSL ? 443 : 80,
+      useSSL,
+      accessKey: options.accessKey,
+      secretKey: options.secretKey,
+      region: options.region,
+      pathStyle: true,
+      transportAgent: this.agent,
+    });
+    this.bucket = options.bucket;
+    this.partSize = options.partSize;
+    this.timeoutMs = options.timeoutMs ?? 2000;
+  }
+
+  async init(): Promise<void> {
+    const exists = await s3Call(() => this.client.bucketExists(this.bucket), this.timeoutMs);
+    if (!exists) {
+      try {
+        await s3Call(() => this.client.makeBucket(this.bucket), this.timeoutMs);
+      } catch (err) {
+        // Another service may have created it at the same moment.
+        if ((err as { code?: string }).code !== 'BucketAlreadyOwnedByYou') throw err;
+      }
+    }
+  }
+
+  async ready(): Promise<void> {
+    const exists = await s3Call(() => this.client.bucketExists(this.bucket), this.timeoutMs);
+    if (!exists) throw unavailable(`The bucket does not exist`);
+  }
+
+  begin(options?: BeginOptions): BlobWriter {
+    return new S3BlobWriter(this, options);
+  }
+
+  private check(key: string): string {
+    if (!KEY_PATTERN.test(key)) throw notFound('No such blob');
+    return key;
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    this.check(key);
+    if (!range) return s3Call(() => this.client.getObject(this.bucket, key));
+    return s3Call(() => this.client.getPartialObject(this.bucket, key, range.start, range.end - range.start + 1));
+  }
+
+  async stat(key: string): Promise<{ size: number } | null> {
+    this.check(key);
+    try {
+      const st = await s3Call(() => this.client.statObject(this.bucket, key), this.timeoutMs);
+      return { size: st.size };
+    } catch (err) {
+      if (err instanceof AppError && err.kind === 'not_found') return null;
+      throw err;
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    this.check(key);
+    await s3Call(() => this.client.removeObject(this.bucket, key), this.timeoutMs);
+  }
+
+  /**
+   * Aborts the multipart upload (servers without AbortMultipartUpload, such as s3rver, refuse; the
+   * refusal is reported to `onDiscardError` and the object is still removed) and deletes the object.
+   */
+  async discard(token: string): Promise<void> {
+    const t = JSON.parse(token) as S3Token;
+    if (!KEY_PATTERN.test(t.key)) return;
+    if (t.uploadId) {
+      try {
+        await s3Call(() => this.client.abortMultipartUpload(this.bucket, t.key, t.uploadId!), this.timeoutMs);
+      } catch (err) {
+        if (err instanceof AppError && err.kind === 'unavailable' && NETWORK_CODES.has((err.cause as { code?: string })?.code ?? '')) throw err;
+        this.onDiscardError?.(err, token);
+      }
+    }
+    await this.remove(t.key);
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}

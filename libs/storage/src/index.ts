@@ -1,0 +1,15 @@
+export type { BlobStore, BlobWriter, ByteRange, BeginOptions } from './blob-store.js';
+export { FsBlobStore, READ_CHUNK_BYTES } from './blob-store-fs.js';
+export { S3BlobStore, s3Error, type S3Options } from './blob-store-s3.js';
+export { safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
+export { resolveContentType, guessKind, isInlineSafe } from './content-types.js';
+export {
+  Library,
+  newItemId,
+  type Actor,
+  type StagedUpload,
+  type NewItemInput,
+  type LibraryStateStore,
+  type LibraryOptions,
+} from './library.js';
+export { createBlobStore } from './create.js';

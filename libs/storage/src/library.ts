@@ -1,0 +1,320 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { decodeCursor, encodeCursor, publicItem, type Item, type ItemKind, type ItemPatch, type ListCursor, type StoredItem } from '@nondivy/contracts';
+import { AppError, forbidden, notFound, tooLarge } from '@nondivy/errors';
+import type { Logger } from '@nondivy/log';
+import type { BlobStore, ByteRange } from './blob-store.js';
+import { guessKind, resolveContentType } from './content-types.js';
+import { safeFilename, titleFromFilename } from './filenames.js';
+
+/** Who is acting: front doors resolve their login into this. `null` is an anonymous guest. */
+export interface Actor {
+  username: string;
+  role: 'admin' | 'member';
+}
+
+/**
+ * The state the library needs, implemented over Redis by `RedisLibraryState` in libs/state. Each
+ * method is one atomic step; see there for the guarantees.
+ */
+export interface LibraryStateStore {
+  beginUpload(leaseId: string, token: string, ttlMs: number): Promise<void>;
+  setUploadToken(leaseId: string, token: string): Promise<void>;
+  renewUpload(leaseId: string, ttlMs: number): Promise<boolean>;
+  endUpload(leaseId: string): Promise<void>;
+  expiredUploads(now: number, limit?: number): Promise<{ leaseId: string; token: string | null }[]>;
+  commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean }>;
+  getItem(id: string): Promise<StoredItem | null>;
+  listByCreated(limit: number, cursor?: ListCursor): Promise<{ items: StoredItem[]; next: ListCursor | null }>;
+  updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean>;
+  deleteItem(id: string): Promise<{ blobKey: string; lastReference: boolean }>;
+  countDownload(id: string): Promise<void>;
+  dueTrash(now: number, limit?: number): Promise<string[]>;
+  clearTrash(blobKey: string): Promise<void>;
+}
+
+/** What an uploader says about a file; everything but the bytes is optional. */
+export interface NewItemInput {
+  filename?: string;
+  contentType?: string;
+  title?: string;
+  kind?: ItemKind;
+  tags?: string[];
+  description?: string;
+}
+
+/** Bytes that are stored and hashed but not yet an item. Commit or discard it. */
+export interface StagedUpload {
+  readonly sha256: string;
+  readonly size: number;
+  commit(input: NewItemInput, actor: Actor | null): Promise<Item>;
+  discard(): Promise<void>;
+}
+
+export interface LibraryOptions {
+  blobs: BlobStore;
+  state: LibraryStateStore;
+  log: Logger;
+  maxUploadBytes: number;
+  /** How long an upload's lease lasts without renewal; an upload silent for longer is swept. */
+  uploadLeaseMs?: number;
+}
+
+/** A new random item id: 22 url-safe characters, 128 bits. */
+export const newItemId = () => randomBytes(16).toString('base64url');
+
+const isLeaseLost = (err: unknown) => err instanceof Error && /LEASE_LOST/.test(err.message) && !(err instanceof AppError);
+
+/**
+ * Library operations shared by every front door (HTTP gateway, FTP): ingest a stream into a new
+ * item, read an item's bytes (whole or a range), list, update and remove. Knows nothing of HTTP or FTP.
+ *
+ * An upload is recorded as a lease in Redis before its first byte is written; the bytes are hashed
+ * (SHA-256) and counted as they stream into a fresh blob; the item, its reference to the blob and its
+ * change event are created in one atomic step only after the blob is durable. Equal bytes are stored
+ * once: a second upload of the same content references the first blob and its own copy is deleted.
+ * If the process dies mid-upload, the lease expires and `sweep` (run at start and periodically by
+ * every process that owns a Library) removes what was written.
+ */
+export class Library {
+  readonly blobs: BlobStore;
+  readonly maxUploadBytes: number;
+  private readonly state: LibraryStateStore;
+  private readonly log: Logger;
+  private readonly leaseMs: number;
+
+  constructor(options: LibraryOptions) {
+    this.blobs = options.blobs;
+    this.state = options.state;
+    this.log = options.log;
+    this.maxUploadBytes = options.maxUploadBytes;
+    this.leaseMs = options.uploadLeaseMs ?? 30_000;
+  }
+
+  /**
+   * Streams `source` into the blob store, hashing as it goes, and returns the staged bytes. Fails
+   * with `too_large` past `maxBytes`, and cleans up on any failure (including `source` erroring
+   * because its client went away).
+   */
+  async stage(source: AsyncIterable<Buffer> | Readable, options: { maxBytes?: number } = {}): Promise<StagedUpload> {
+    const maxBytes = Math.min(options.maxBytes ?? this.maxUploadBytes, this.maxUploadBytes);
+    const leaseId = randomBytes(12).toString('base64url');
+    const writer = this.blobs.begin({ onToken: (token) => this.state.setUploadToken(leaseId, token) });
+    await this.state.beginUpload(leaseId, writer.token, this.leaseMs);
+    const renew = setInterval(() => {
+      this.state.renewUpload(leaseId, this.leaseMs).catch((err) => this.log.warn({ err, leaseId }, 'could not renew upload lease'));
+    }, Math.max(250, Math.floor(this.leaseMs / 3)));
+    renew.unref();
+
+    const abandon = async (reason: unknown) => {
+      clearInterval(renew);
+      try {
+        await writer.abort();
+        await this.state.endUpload(leaseId);
+      } catch (err) {
+        // The lease stays; the sweeper finishes the job once it expires.
+        this.log.warn({ err, leaseId }, 'upload cleanup deferred to the sweeper');
+      }
+      this.log.info({ leaseId, reason: reason instanceof Error ? reason.message : String(reason) }, 'upload abandoned');
+    };
+
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxBytes) throw tooLarge(`The file is larger than the limit of ${maxBytes} bytes`);
+        hash.update(chunk);
+        await writer.write(chunk);
+      }
+      await writer.finish();
+    } catch (err) {
+      await abandon(err);
+      throw err;
+    }
+    const sha256 = hash.digest('hex');
+
+    let settled = false;
+    const staged: StagedUpload = {
+      sha256,
+      size,
+      commit: async (input, actor) => {
+        if (settled) throw new Error('staged upload already settled');
+        settled = true;
+        try {
+          return await this.commit(leaseId, writer.key, sha256, size, input, actor);
+        } catch (err) {
+          if (err instanceof AppError && err.kind === 'unavailable') {
+            // The outcome is unknown (Redis went away mid-call): keep the bytes. If the commit did not
+            // happen, the lease expires and the sweeper removes them; if it did, they are referenced.
+            clearInterval(renew);
+            throw err;
+          }
+          await abandon(err);
+          throw err;
+        } finally {
+          clearInterval(renew);
+        }
+      },
+      discard: async () => {
+        if (settled) return;
+        settled = true;
+        await abandon('discarded');
+      },
+    };
+    return staged;
+  }
+
+  private async commit(leaseId: string, key: string, sha256: string, size: number, input: NewItemInput, actor: Actor | null): Promise<Item> {
+    const filename = safeFilename(input.filename);
+    const contentType = resolveContentType(input.contentType, filename);
+    const now = new Date().toISOString();
+    const item: Omit<StoredItem, 'blobKey'> = {
+      id: newItemId(),
+      title: input.title?.trim() || titleFromFilename(filename),
+      kind: input.kind ?? guessKind(contentType, filename),
+      tags: input.tags ?? [],
+      description: input.description ?? '',
+      filename,
+      contentType,
+      size,
+      sha256,
+      createdAt: now,
+      updatedAt: now,
+      uploadedBy: actor?.username ?? 'guest',
+      downloads: 0,
+      meta: {},
+    };
+    let result: { blobKey: string; deduped: boolean };
+    try {
+      result = await this.state.commitUpload({ leaseId, candidateKey: key, item });
+    } catch (err) {
+      if (isLeaseLost(err)) throw new AppError('unavailable', 'The upload took too long to commit; please retry', { cause: err });
+      throw err;
+    }
+    if (result.deduped) {
+      // Equal bytes were already stored: ours are redundant. The trash entry covers a crash here.
+      try {
+        await this.blobs.remove(key);
+        await this.state.clearTrash(key);
+      } catch (err) {
+        this.log.warn({ err, id: item.id }, 'duplicate blob left for the sweeper');
+      }
+    }
+    this.log.info({ id: item.id, size, sha256, deduped: result.deduped, by: item.uploadedBy }, 'item created');
+    return publicItem({ ...item, blobKey: result.blobKey });
+  }
+
+  /** Stages and commits in one go (for front doors that know the metadata before the bytes). */
+  async ingest(source: AsyncIterable<Buffer> | Readable, input: NewItemInput, actor: Actor | null, options: { maxBytes?: number } = {}): Promise<Item> {
+    const staged = await this.stage(source, options);
+    return staged.commit(input, actor);
+  }
+
+  private async stored(id: string): Promise<StoredItem> {
+    const item = await this.state.getItem(id);
+    if (!item) throw notFound('No such item');
+    return item;
+  }
+
+  async get(id: string): Promise<Item> {
+    return publicItem(await this.stored(id));
+  }
+
+  /** Newest first, paged by an opaque cursor. */
+  async list(limit: number, cursor?: string): Promise<{ items: Item[]; nextCursor: string | null }> {
+    const { items, next } = await this.state.listByCreated(limit, cursor === undefined ? undefined : decodeCursor(cursor));
+    return { items: items.map(publicItem), nextCursor: next ? encodeCursor(next) : null };
+  }
+
+  /**
+   * Opens an item's bytes, whole or one range. Resolves only once the blob is open, so a caller can
+   * still answer 404 cleanly if the item was deleted a moment ago.
+   */
+  async open(id: string, range?: ByteRange): Promise<{ item: Item; stream: Readable }> {
+    const item = await this.stored(id);
+    const stream = await this.blobs.read(item.blobKey, range);
+    return { item: publicItem(item), stream };
+  }
+
+  /** Opens the bytes of an item already looked up (one Redis read fewer for multi-range answers). */
+  async openItem(item: Item, range?: ByteRange): Promise<Readable> {
+    return this.blobs.read((await this.stored(item.id)).blobKey, range);
+  }
+
+  countDownload(id: string): Promise<void> {
+    return this.state.countDownload(id);
+  }
+
+  private authorize(item: StoredItem, actor: Actor | null) {
+    if (!actor) throw new AppError('unauthorized', 'Log in to change items');
+    if (actor.role !== 'admin' && actor.username !== item.uploadedBy) throw forbidden('Only the uploader or an admin may change this item');
+  }
+
+  async update(id: string, patch: ItemPatch, actor: Actor | null): Promise<Item> {
+    const item = await this.stored(id);
+    this.authorize(item, actor);
+    const changes: Partial<StoredItem> = { ...patch };
+    if (patch.filename !== undefined) changes.filename = safeFilename(patch.filename, item.filename);
+    if (!(await this.state.updateItem(id, changes))) throw notFound('No such item');
+    return this.get(id);
+  }
+
+  async remove(id: string, actor: Actor | null): Promise<void> {
+    const item = await this.stored(id);
+    this.authorize(item, actor);
+    const { blobKey, lastReference } = await this.state.deleteItem(id);
+    this.log.info({ id, lastReference, by: actor?.username }, 'item deleted');
+    if (lastReference) await this.deleteBlob(blobKey);
+  }
+
+  private async deleteBlob(key: string): Promise<void> {
+    try {
+      await this.blobs.remove(key);
+      await this.state.clearTrash(key);
+    } catch (err) {
+      this.log.warn({ err }, 'blob deletion deferred to the sweeper');
+    }
+  }
+
+  /**
+   * Removes what abandoned uploads left behind (expired leases) and deletes trashed blobs that are
+   * due. Idempotent and safe to run from several processes at once.
+   */
+  async sweep(now = Date.now()): Promise<{ uploads: number; blobs: number }> {
+    let uploads = 0;
+    for (const { leaseId, token } of await this.state.expiredUploads(now)) {
+      if (token) await this.blobs.discard(token);
+      await this.state.endUpload(leaseId);
+      uploads++;
+    }
+    let blobs = 0;
+    for (const key of await this.state.dueTrash(now)) {
+      await this.blobs.remove(key);
+      await this.state.clearTrash(key);
+      blobs++;
+    }
+    if (uploads || blobs) this.log.info({ uploads, blobs }, 'swept leftovers');
+    return { uploads, blobs };
+  }
+
+  /** Runs `sweep` now and then every `intervalMs`; returns a function that stops it. */
+  startSweeper(intervalMs = this.leaseMs): () => void {
+    let running = false;
+    const run = async () => {
+      if (running) return;
+      running = true;
+      try {
+        await this.sweep();
+      } catch (err) {
+        this.log.warn({ err }, 'sweep failed; will retry');
+      } finally {
+        running = false;
+      }
+    };
+    void run();
+    const timer = setInterval(run, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+}

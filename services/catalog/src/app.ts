@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import type { CatalogConfig } from '@nondivy/config';
+import { decodeCursor, encodeCursor, Item, ItemId, ItemList, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, publicItem } from '@nondivy/contracts';
+import { notFound } from '@nondivy/errors';
+import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
+import type { Logger } from '@nondivy/log';
+import { RedisLibraryState, redisReady, type Redis } from '@nondivy/state';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+
+export interface CatalogDeps {
+  log: Logger;
+  redis: Redis;
+}
+
+/**
+ * Builds the catalog service (internal HTTP) without listening. It owns the library's item store in
+ * Redis and answers read queries over it for other services; search and facets build on this.
+ */
+export async function buildCatalog(_config: CatalogConfig, deps: CatalogDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomBytes(8).toString('hex'),
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(problemErrorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  await app.register(observability, {
+    service: 'catalog',
+    checks: {
+      redis: async () => {
+        if (!(await redisReady(deps.redis))) throw new Error('redis does not answer');
+      },
+    },
+  });
+
+  const items = new RedisLibraryState(deps.redis);
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.get(
+    '/internal/v1/items',
+    {
+      schema: {
+        querystring: z.strictObject({
+          limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
+          cursor: z.string().max(200).optional(),
+        }),
+        response: { 200: ItemList },
+      },
+    },
+    async (req) => {
+      const page = await items.listByCreated(req.query.limit, req.query.cursor ? decodeCursor(req.query.cursor) : undefined);
+      return { items: page.items.map(publicItem), nextCursor: page.next ? encodeCursor(page.next) : null };
+    },
+  );
+  api.get('/internal/v1/items/:id', { schema: { params: z.object({ id: ItemId }), response: { 200: Item } } }, async (req) => {
+    const item = await items.getItem(req.params.id);
+    if (!item) throw notFound('No such item');
+    return publicItem(item);
+  });
+  return app;
+}

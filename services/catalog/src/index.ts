@@ -1,0 +1,2 @@
+export { buildCatalog, type CatalogDeps } from './app.js';
+export { startCatalog, type RunningCatalog } from './start.js';

@@ -1,0 +1,22 @@
+import type { CatalogConfig } from '@nondivy/config';
+import type { Logger } from '@nondivy/log';
+import { type Redis, waitForRedis } from '@nondivy/state';
+import type { FastifyInstance } from 'fastify';
+import { buildCatalog } from './app.js';
+
+export interface RunningCatalog {
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Waits for Redis, builds and listens. */
+export async function startCatalog(config: CatalogConfig, log: Logger, redis: Redis): Promise<RunningCatalog> {
+  await waitForRedis(redis, log);
+  const app = await buildCatalog(config, { log, redis });
+  await app.listen({ host: config.http.host, port: config.http.port });
+  const port = (app.server.address() as { port: number }).port;
+  const url = `http://127.0.0.1:${port}`;
+  log.info({ url }, 'catalog listening');
+  return { app, url, close: () => app.close() };
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { GatewayConfig } from '@nondivy/config';
+import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
+import { redisReady } from '@nondivy/state';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { GatewayDeps } from './deps.js';
+import { authn } from './plugins/authn.js';
+import { authRoutes } from './routes/auth.js';
+import { libraryRoutes } from './routes/library.js';
+
+/** Largest JSON body the API accepts (logins, edits): uploads go through multipart instead. */
+const JSON_BODY_LIMIT = 64 * 1024;
+
+/**
+ * Builds the gateway — the public REST API — without listening, so tests and the standalone
+ * process can start it the same way. Routes live under /api/v1; /healthz, /readyz, /metrics and
+ * /docs at the root.
+ */
+export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: JSON_BODY_LIMIT,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomBytes(8).toString('hex'),
+    routerOptions: { maxParamLength: 200 },
+    // Uploads of many gigabytes may take a while; idle sockets are still closed by keep-alive timeouts.
+    requestTimeout: 0,
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(problemErrorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Nondivy API', version: '1', description: `The REST API of the Nondivy site "${config.siteName}".` },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(observability, {
+    service: 'gateway',
+    checks: {
+      redis: async () => {
+        if (!(await redisReady(deps.redis))) throw new Error('redis does not answer');
+      },
+      blobs: () => deps.blobs.ready(),
+    },
+  });
+  await app.register(authn, { auth: deps.auth });
+  await app.register(multipart, {
+    limits: {
+      fileSize: config.library.maxUploadBytes,
+      files: 1,
+      fields: 8,
+      parts: 12,
+      fieldNameSize: 64,
+      fieldSize: 16 * 1024,
+      headerPairs: 32,
+    },
+  });
+
+  await app.register(
+    async (api) => {
+      await api.register(authRoutes, { deps });
+      await api.register(libraryRoutes, { deps, guestUpload: config.library.guestUpload, maxUploadBytes: config.library.maxUploadBytes });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,35 @@
+import { AuthService } from '@nondivy/auth';
+import type { GatewayConfig } from '@nondivy/config';
+import type { Logger } from '@nondivy/log';
+import { RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUserStore, type Redis } from '@nondivy/state';
+import { createBlobStore, Library, type BlobStore } from '@nondivy/storage';
+
+/** What the gateway is built from: real clients in production, the same real clients in tests. */
+export interface GatewayDeps {
+  log: Logger;
+  redis: Redis;
+  blobs: BlobStore;
+  library: Library;
+  auth: AuthService;
+}
+
+/** Wires the gateway's dependencies from its configuration and an open Redis connection. */
+export function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { uploadLeaseMs?: number; blobs?: BlobStore } = {}): GatewayDeps {
+  const blobs = options.blobs ?? createBlobStore(config.blobs, log);
+  const library = new Library({
+    blobs,
+    state: new RedisLibraryState(redis),
+    log: log.child({ component: 'library' }),
+    maxUploadBytes: config.library.maxUploadBytes,
+    uploadLeaseMs: options.uploadLeaseMs,
+  });
+  const auth = new AuthService({
+    users: new RedisUserStore(redis),
+    sessions: new RedisSessionStore(redis),
+    throttle: new RedisLoginThrottle(redis),
+    sessionTtlSeconds: config.auth.sessionTtlSeconds,
+    maxFailures: config.auth.maxLoginFailures,
+    lockSeconds: config.auth.lockSeconds,
+  });
+  return { log, redis, blobs, library, auth };
+}

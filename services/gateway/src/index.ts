@@ -1,0 +1,3 @@
+export { buildGateway } from './app.js';
+export { createGatewayDeps, type GatewayDeps } from './deps.js';
+export { startGateway, type RunningGateway } from './start.js';

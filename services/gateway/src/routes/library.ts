@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Multipart } from '@fastify/multipart';
+import { Item, ItemId, ItemList, ItemPatch, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, UploadFields } from '@nondivy/contracts';
+import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
+import { contentDispositionFor, MAX_MULTIPART_RANGES, parseRange, type Range } from '@nondivy/http';
+import { isInlineSafe, type StagedUpload } from '@nondivy/storage';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { GatewayDeps } from '../deps.js';
+import { actorOf } from '../plugins/authn.js';
+
+export interface LibraryRouteOptions {
+  deps: GatewayDeps;
+  guestUpload: boolean;
+  maxUploadBytes: number;
+}
+
+/** Room for multipart boundaries and the small text fields around the file. */
+const MULTIPART_OVERHEAD = 256 * 1024;
+const TEXT_FIELDS = new Set(['title', 'kind', 'tags', 'description']);
+
+const IdParams = z.object({ id: ItemId });
+
+const BrowseQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
+  cursor: z.string().max(200).optional(),
+  sort: z.literal('new').default('new'),
+});
+
+const ContentQuery = z.strictObject({ download: z.enum(['0', '1']).optional() });
+
+/** True when `If-None-Match` names this entity tag (weak comparison, RFC 9110 §13.1.2). */
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+/**
+ * Reads the multipart upload: exactly one `file` part plus optional text fields, in any order. The
+ * file streams straight into the library (staged); it becomes an item only once every field is
+ * read and valid. Anything else — an unknown part, a second file, a bad field — discards it.
+ */
+async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; mimetype: string; fields: UploadFields }> {
+  let staged: StagedUpload | undefined;
+  let filename = '';
+  let mimetype = '';
+  const raw: Record<string, string> = Object.create(null);
+  try {
+    for await (const part of req.parts() as AsyncIterable<Multipart>) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'file') throw badInput(`Unexpected file part "${part.fieldname.slice(0, 40)}"; send the file as "file"`);
+        if (staged) throw badInput('Send exactly one file per upload');
+        filename = part.filename;
+        mimetype = part.mimetype;
+        staged = await deps.library.stage(part.file);
+      } else {
+        if (!TEXT_FIELDS.has(part.fieldname)) throw badInput(`Unknown field "${part.fieldname.slice(0, 40)}"`);
+        if (part.fieldname in raw) throw badInput(`Field "${part.fieldname}" given twice`);
+        raw[part.fieldname] = String(part.value);
+      }
+    }
+    if (!staged) throw badInput('No file part: send the file as the multipart field "file"');
+    const parsed = UploadFields.safeParse({ ...raw });
+    if (!parsed.success) {
+      throw badInput('Invalid upload fields', {
+        errors: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+      });
+    }
+    return { staged, filename, mimetype, fields: parsed.data };
+  } catch (err) {
+    await staged?.discard();
+    throw err;
+  }
+}
+
+function contentHeaders(reply: FastifyReply, item: Item, download: boolean) {
+  const disposition = download || !isInlineSafe(item.contentType) ? 'attachment' : 'inline';
+  reply
+    .header('etag', `"${item.sha256}"`)
+    .header('accept-ranges', 'bytes')
+    .header('last-modified', new Date(item.createdAt).toUTCString())
+    .header('cache-control', 'no-cache')
+    .header('content-disposition', contentDispositionFor(item.filename, disposition))
+    .header('x-content-type-options', 'nosniff')
+    .header('content-security-policy', "default-src 'none'; sandbox");
+}
+
+/** A multipart/byteranges body over several ranges, opened one after another. */
+function byteranges(deps: GatewayDeps, item: Item, ranges: Range[], boundary: string) {
+  const heads = ranges.map(
+    (r, i) => `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${item.contentType}\r\nContent-Range: bytes ${r.start}-${r.end}/${item.size}\r\n\r\n`,
+  );
+  const tail = `\r\n--${boundary}--\r\n`;
+  const length = heads.reduce((n, h) => n + Buffer.byteLength(h), 0) + ranges.reduce((n, r) => n + r.end - r.start + 1, 0) + tail.length;
+  async function* body() {
+    for (const [i, r] of ranges.entries()) {
+      yield Buffer.from(heads[i]!);
+      yield* await deps.library.openItem(item, r);
+    }
+    yield Buffer.from(tail);
+  }
+  return { length, stream: Readable.from(body(), { objectMode: false }) };
+}
+
+/** The public library: upload, browse, fetch (with ranges), edit and delete. */
+export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (app, { deps, guestUpload, maxUploadBytes }) => {
+  const { library } = deps;
+
+  app.post(
+    '/library',
+    {
+      schema: {
+        tags: ['library'],
+        summary: 'Upload a file (multipart/form-data: one "file" part plus optional title, kind, tags, description)',
+        consumes: ['multipart/form-data'],
+        response: { 201: Item },
+      },
+      // Refuse before reading the body: guests (unless allowed) and bodies announced as too large.
+      onRequest: async (req) => {
+        if (!guestUpload && !req.user) throw unauthorized('Log in to upload (guest uploads are disabled)');
+        const length = Number(req.headers['content-length']);
+        if (Number.isFinite(length) && length > maxUploadBytes + MULTIPART_OVERHEAD) {
+          throw tooLarge(`The upload is larger than the limit of ${maxUploadBytes} bytes`);
+        }
+        if (!req.isMultipart()) throw new AppError('bad_input', 'Send the upload as multipart/form-data');
+      },
+    },
+    async (req, reply) => {
+      const { staged, filename, mimetype, fields } = await receiveUpload(req, deps);
+      const item = await staged.commit({ ...fields, filename, contentType: mimetype }, actorOf(req));
+      return reply.code(201).header('location', `/api/v1/library/${item.id}`).send(item);
+    },
+  );
+
+  app.get(
+    '/library',
+    { schema: { tags: ['library'], summary: 'Browse the library, newest first', querystring: BrowseQuery, response: { 200: ItemList } } },
+    async (req) => library.list(req.query.limit, req.query.cursor),
+  );
+
+  app.get('/library/:id', { schema: { tags: ['library'], summary: 'One item', params: IdParams, response: { 200: Item } } }, async (req) =>
+    library.get(req.params.id),
+  );
+
+  app.get(
+    '/library/:id/content',
+    {
+      schema: {
+        tags: ['library'],
+        summary: 'The bytes of an item: Range (206, multipart/byteranges), ETag (SHA-256), If-None-Match (304), If-Range',
+        params: IdParams,
+        querystring: ContentQuery,
+      },
+    },
+    async (req, reply) => {
+      const item = await library.get(req.params.id);
+      const etag = `"${item.sha256}"`;
+      contentHeaders(reply, item, req.query.download === '1');
+      if (etagMatches(req.headers['if-none-match'], etag)) return reply.code(304).send();
+
+      const ifRange = req.headers['if-range'];
+      const rangeHeader = ifRange === undefined || String(ifRange).trim() === etag ? req.headers.range : undefined;
+      let ranges = parseRange(rangeHeader, item.size);
+      if (ranges === 'unsatisfiable') {
+        return reply.code(416).header('content-range', `bytes */${item.size}`).type('application/problem+json').send({
+          type: 'about:blank', title: 'Range Not Satisfiable', status: 416, detail: `The item has ${item.size} bytes`,
+        });
+      }
+      if (ranges && (ranges.length > MAX_MULTIPART_RANGES || (ranges.length === 1 && ranges[0]!.start === 0 && ranges[0]!.end === item.size - 1))) {
+        ranges = null;
+      }
+      const head = req.method === 'HEAD';
+      if (!head && (!ranges || ranges[0]!.start === 0)) {
+        library.countDownload(item.id).catch((err) => req.log.warn({ err }, 'download not counted'));
+      }
+
+      if (!ranges) {
+        reply.code(200).type(item.contentType).header('content-length', String(item.size));
+        if (head) return reply.send();
+        const { stream } = await library.open(item.id);
+        return reply.send(stream);
+      }
+      if (ranges.length === 1) {
+        const r = ranges[0]!;
+        reply
+          .code(206)
+          .type(item.contentType)
+          .header('content-range', `bytes ${r.start}-${r.end}/${item.size}`)
+          .header('content-length', String(r.end - r.start + 1));
+        if (head) return reply.send();
+        const { stream } = await library.open(item.id, r);
+        return reply.send(stream);
+      }
+      const boundary = randomBytes(12).toString('hex');
+      const body = byteranges(deps, item, ranges, boundary);
+      reply.code(206).type(`multipart/byteranges; boundary=${boundary}`).header('content-length', String(body.length));
+      if (head) {
+        body.stream.destroy();
+        return reply.send();
+      }
+      return reply.send(body.stream);
+    },
+  );
+
+  app.patch(
+    '/library/:id',
+    { schema: { tags: ['library'], summary: 'Edit an item (uploader or admin)', params: IdParams, body: ItemPatch, response: { 200: Item } } },
+    async (req) => library.update(req.params.id, req.body, actorOf(req)),
+  );
+
+  app.delete('/library/:id', { schema: { tags: ['library'], summary: 'Delete an item (uploader or admin)', params: IdParams } }, async (req, reply) => {
+    await library.remove(req.params.id, actorOf(req));
+    return reply.code(204).send();
+  });
+};

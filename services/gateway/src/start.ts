@@ -1,0 +1,66 @@
+import type { GatewayConfig } from '@nondivy/config';
+import type { Logger } from '@nondivy/log';
+import { type Redis, waitForRedis } from '@nondivy/state';
+import { unavailable } from '@nondivy/errors';
+import type { FastifyInstance } from 'fastify';
+import { buildGateway } from './app.js';
+import { createGatewayDeps, type GatewayDeps } from './deps.js';
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  deps: GatewayDeps;
+  url: string;
+  /** Stops accepting, finishes in-flight requests, stops the sweeper and closes the blob store. */
+  close(): Promise<void>;
+}
+
+/** Waits for the blob store, retrying, so the gateway can start before MinIO. */
+async function waitForBlobs(deps: GatewayDeps, log: Logger, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await deps.blobs.init();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw unavailable('The blob store did not answer in time', err);
+      if (attempt === 0) log.warn({ err: { message: (err as Error).message } }, 'waiting for the blob store');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/**
+ * Starts the gateway on an open Redis connection: waits for Redis and the blob store, makes sure an
+ * admin exists (printing a generated password once), starts the upload sweeper, listens.
+ */
+export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis, options: { uploadLeaseMs?: number } = {}): Promise<RunningGateway> {
+  await waitForRedis(redis, log);
+  const deps = createGatewayDeps(config, log, redis, options);
+  await waitForBlobs(deps, log);
+
+  const admin = await deps.auth.bootstrapAdmin(config.auth.adminPassword);
+  if (admin.generatedPassword) {
+    log.warn(
+      { username: 'admin', oneTimePassword: admin.generatedPassword },
+      'created the admin account with this one-time password; log in and keep it safe (it is not shown again). Set NONDIVY_ADMIN_PASSWORD to choose your own.',
+    );
+  }
+
+  const stopSweeper = deps.library.startSweeper();
+  const app = await buildGateway(config, deps);
+  const address = await app.listen({ host: config.http.host, port: config.http.port });
+  const port = (app.server.address() as { port: number }).port;
+  const shownHost = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+  log.info({ address, url, docs: `${url}/docs`, blobs: config.blobs.driver }, 'gateway listening');
+  return {
+    app,
+    deps,
+    url,
+    close: async () => {
+      stopSweeper();
+      await app.close();
+      await deps.blobs.close();
+    },
+  };
+}

@@ -1,0 +1,1 @@
+export { startEmbeddedRedis, freePort, RedisNotInstalledError, type EmbeddedRedis } from './embedded-redis.js';
