@@ -1,0 +1,26 @@
+import { spawnSync } from 'node:child_process';
+
+/** Logs in and returns the bearer token. */
+export async function login(api: string, username: string, password: string): Promise<string> {
+  const res = await fetch(`${api}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Uploads bytes through multipart with fetch. */
+export async function upload(api: string, token: string | null, data: Buffer | Uint8Array, filename: string, fields: Record<string, string> = {}, type = 'application/octet-stream') {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  form.append('file', new Blob([data], { type }), filename);
+  return fetch(`${api}/library`, { method: 'POST', body: form, headers: token ? bearer(token) : {} });
+}
+
+/** Runs curl and returns status, headers and body; `-w` output separated from the body. */
+export function curl(args: string[]): { status: number; headers: string; body: Buffer; stderr: string } {
+  const res = spawnSync('curl', ['-sS', '-D', '/dev/stderr', '-o', '-', '-w', '', ...args], { maxBuffer: 1 << 28 });
+  const stderr = res.stderr.toString('latin1');
+  const statusLine = [...stderr.matchAll(/^HTTP\/[\d.]+ (\d{3})/gm)].pop();
+  return { status: statusLine ? Number(statusLine[1]) : 0, headers: stderr, body: res.stdout, stderr };
+}

@@ -1,0 +1,90 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+import { freePort } from '@nondivy/standalone';
+
+export { freePort };
+
+/** A throwaway folder, removed by `cleanup`. */
+export function tempDir(prefix = 'nondivy-test-'): { path: string; cleanup(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A real redis-server of our own on a free loopback port, which a test may stop and restart. */
+export interface TestRedis {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  cli(...args: string[]): string;
+  close(): Promise<void>;
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const dir = tempDir('nondivy-redis-');
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const cli = (...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout.trim();
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if (cli('ping') === 'PONG') return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('test redis-server did not start');
+  };
+  const stop = async () => {
+    const c = child;
+    child = null;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  };
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, port, start, stop, cli, close: async () => { await stop(); dir.cleanup(); } };
+}
+
+/** A real S3 server (s3rver, files on disk) on a free loopback port, which a test may stop and restart. */
+export interface TestS3 {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  bucket: string;
+  directory: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startS3(bucket = 'nondivy'): Promise<TestS3> {
+  const dir = tempDir('nondivy-s3-');
+  const port = await freePort();
+  let server: S3rver | null = null;
+  const start = async () => {
+    server = new S3rver({ port, address: '127.0.0.1', directory: dir.path, silent: true, configureBuckets: [{ name: bucket }] });
+    await server.run();
+  };
+  const stop = async () => {
+    const s = server;
+    server = null;
+    if (s) await s.close();
+  };
+  await start();
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    accessKey: 'S3RVER',
+    secretKey: 'S3RVER',
+    bucket,
+    directory: dir.path,
+    start,
+    stop,
+    close: async () => {
+      await stop();
+      dir.cleanup();
+    },
+  };
+}

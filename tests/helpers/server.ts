@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './infra.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** The standalone server run as a child process, exactly as `npm start` runs it. */
+export interface TestServer {
+  url: string;
+  api: string;
+  port: number;
+  logs: LogLine[];
+  rawOutput(): string;
+  child: ChildProcess;
+  /** SIGTERM and wait (graceful). */
+  stop(): Promise<number | null>;
+  /** SIGKILL: the process dies without cleaning up. */
+  kill(): Promise<void>;
+}
+
+export async function startServer(env: Record<string, string>, options: { port?: number } = {}): Promise<TestServer> {
+  const port = options.port ?? (await freePort());
+  const child = spawn(process.execPath, ['--import', 'tsx', 'services/standalone/src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      LOG_LEVEL: 'info',
+      NONDIVY_HTTP_HOST: '127.0.0.1',
+      NONDIVY_HTTP_PORT: String(port),
+      NONDIVY_CATALOG_HOST: '127.0.0.1',
+      NONDIVY_CATALOG_PORT: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let raw = '';
+  let buffer = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    const onLine = (line: string) => {
+      try {
+        const entry = JSON.parse(line) as LogLine;
+        logs.push(entry);
+        if (/is ready/.test(entry.msg)) resolve();
+      } catch {
+        /* not JSON: kept in raw */
+      }
+    };
+    child.stdout!.on('data', (d: Buffer) => {
+      raw += d;
+      buffer += d;
+      let i: number;
+      while ((i = buffer.indexOf('\n')) >= 0) {
+        onLine(buffer.slice(0, i));
+        buffer = buffer.slice(i + 1);
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (raw += d));
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before it was ready:\n${raw}`)));
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  try {
+    await ready;
+  } finally {
+    clearTimeout(timeout);
+  }
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    api: `${url}/api/v1`,
+    port,
+    logs,
+    rawOutput: () => raw,
+    child,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
