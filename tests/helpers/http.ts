@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Logs in and returns the bearer token. */
 export async function login(api: string, username: string, password: string): Promise<string> {
@@ -17,10 +20,16 @@ export async function upload(api: string, token: string | null, data: Buffer | U
   return fetch(`${api}/library`, { method: 'POST', body: form, headers: token ? bearer(token) : {} });
 }
 
-/** Runs curl and returns status, headers and body; `-w` output separated from the body. */
+/** Runs curl; returns the status of the last response, the response headers and the body. */
 export function curl(args: string[]): { status: number; headers: string; body: Buffer; stderr: string } {
-  const res = spawnSync('curl', ['-sS', '-D', '/dev/stderr', '-o', '-', '-w', '', ...args], { maxBuffer: 1 << 28 });
-  const stderr = res.stderr.toString('latin1');
-  const statusLine = [...stderr.matchAll(/^HTTP\/[\d.]+ (\d{3})/gm)].pop();
-  return { status: statusLine ? Number(statusLine[1]) : 0, headers: stderr, body: res.stdout, stderr };
+  const dir = mkdtempSync(join(tmpdir(), 'nondivy-curl-'));
+  try {
+    const headerFile = join(dir, 'headers');
+    const res = spawnSync('curl', ['-sS', '-D', headerFile, ...args], { maxBuffer: 1 << 28 });
+    const headers = existsSync(headerFile) ? readFileSync(headerFile, 'latin1') : '';
+    const statusLine = [...headers.matchAll(/^HTTP\/[\d.]+ (\d{3})/gm)].pop();
+    return { status: statusLine ? Number(statusLine[1]) : 0, headers, body: res.stdout, stderr: res.stderr.toString() };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -29,7 +29,8 @@ export async function startRedis(): Promise<TestRedis> {
   let child: ChildProcess | null = null;
   const cli = (...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout.trim();
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path], { stdio: 'ignore' });
+    // AOF on, so that a test can stop and restart it without losing data (as a real deployment).
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir.path], { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
       if (cli('ping') === 'PONG') return;
       await new Promise((r) => setTimeout(r, 50));
@@ -41,7 +42,7 @@ export async function startRedis(): Promise<TestRedis> {
     child = null;
     if (!c || c.exitCode !== null) return;
     const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGKILL');
+    c.kill('SIGTERM');
     await exited;
   };
   await start();

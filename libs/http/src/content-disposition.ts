@@ -1,9 +1,20 @@
-import contentDisposition from 'content-disposition';
+/** RFC 8187 value encoding: UTF-8, percent-encoding everything but attr-char. */
+function encodeExtValue(value: string): string {
+  return encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
 
 /**
- * A Content-Disposition header safe for any file name: an ASCII `filename` fallback plus the exact
- * name as RFC 5987/6266 `filename*`. The name must already have passed `safeFilename`.
+ * A Content-Disposition header safe for any file name (RFC 6266): a plain-ASCII `filename`
+ * fallback (accents stripped, other characters replaced by `_`, quotes and backslashes removed) and,
+ * when the name is not plain ASCII, the exact name as `filename*=UTF-8''…`. The header is pure
+ * ASCII, so no client can mis-decode it and no control character can reach it.
  */
 export function contentDispositionFor(filename: string, type: 'inline' | 'attachment'): string {
-  return contentDisposition(filename, { type });
+  const fallback = filename
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\x20-\x7e]/g, '_')
+    .replace(/["\\%]/g, '_');
+  if (fallback === filename) return `${type}; filename="${fallback}"`;
+  return `${type}; filename="${fallback}"; filename*=UTF-8''${encodeExtValue(filename)}`;
 }

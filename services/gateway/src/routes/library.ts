@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Multipart } from '@fastify/multipart';
 import { Item, ItemId, ItemList, ItemPatch, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, UploadFields } from '@nondivy/contracts';
-import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
+import { badInput, tooLarge, unauthorized } from '@nondivy/errors';
 import { contentDispositionFor, MAX_MULTIPART_RANGES, parseRange, type Range } from '@nondivy/http';
 import { isInlineSafe, type StagedUpload } from '@nondivy/storage';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -125,7 +125,7 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
         if (Number.isFinite(length) && length > maxUploadBytes + MULTIPART_OVERHEAD) {
           throw tooLarge(`The upload is larger than the limit of ${maxUploadBytes} bytes`);
         }
-        if (!req.isMultipart()) throw new AppError('bad_input', 'Send the upload as multipart/form-data');
+        if (!/^multipart\/form-data\s*;/i.test(req.headers['content-type'] ?? '')) throw badInput('Send the upload as multipart/form-data');
       },
     },
     async (req, reply) => {
@@ -145,17 +145,18 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     library.get(req.params.id),
   );
 
-  app.get(
-    '/library/:id/content',
-    {
-      schema: {
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/library/:id/content',
+    // HEAD is handled here (not by fastify's generated HEAD route) so that it keeps the real length.
+    exposeHeadRoute: false,
+    schema: {
         tags: ['library'],
         summary: 'The bytes of an item: Range (206, multipart/byteranges), ETag (SHA-256), If-None-Match (304), If-Range',
         params: IdParams,
-        querystring: ContentQuery,
-      },
+      querystring: ContentQuery,
     },
-    async (req, reply) => {
+    handler: async (req, reply) => {
       const item = await library.get(req.params.id);
       const etag = `"${item.sha256}"`;
       contentHeaders(reply, item, req.query.download === '1');
@@ -203,7 +204,7 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
       }
       return reply.send(body.stream);
     },
-  );
+  });
 
   app.patch(
     '/library/:id',
