@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 
 /** Logs in and returns the bearer token. */
@@ -33,3 +34,38 @@ export function curl(args: string[]): { status: number; headers: string; body: B
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Sends raw bytes over a TCP connection and returns what the server answered before closing (or
+ * before `timeoutMs`). With `destroyAfterSend`, the client disappears right after sending, like a
+ * device that leaves the network mid-upload.
+ */
+export function rawRequest(port: number, chunks: (Buffer | string)[], options: { destroyAfterSend?: boolean; timeoutMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(answer);
+    }, options.timeoutMs ?? 5000);
+    socket.on('data', (d) => (answer += d.toString('latin1')));
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (options.destroyAfterSend || answer) resolve(answer);
+      else reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.on('connect', async () => {
+      for (const c of chunks) {
+        if (!socket.write(c)) await new Promise((r) => socket.once('drain', r));
+      }
+      if (options.destroyAfterSend) {
+        setTimeout(() => socket.destroy(), 50);
+      }
+    });
+  });
+}
+

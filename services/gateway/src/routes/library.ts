@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Multipart } from '@fastify/multipart';
 import { Item, ItemId, ItemList, ItemPatch, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, UploadFields } from '@nondivy/contracts';
-import { badInput, tooLarge, unauthorized } from '@nondivy/errors';
+import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
 import { contentDispositionFor, MAX_MULTIPART_RANGES, parseRange, type Range } from '@nondivy/http';
 import { isInlineSafe, type StagedUpload } from '@nondivy/storage';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -39,6 +39,31 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 }
 
 /**
+ * Classifies a failure while reading an upload body, at this boundary: the multipart parser's own
+ * errors (plain `Error`s from busboy: truncated body, missing boundary…) and a client that went away
+ * are the client's fault (400); a file cut off by the size limit is 413; framework errors keep their
+ * status; anything else stays as it is (a bug: 500, logged).
+ */
+function uploadError(err: unknown, truncated: boolean): unknown {
+  if (truncated) return tooLarge('The file is larger than the upload limit');
+  if (err instanceof AppError || typeof (err as { statusCode?: unknown })?.statusCode === 'number') return err;
+  if (err instanceof Error && (err.constructor === Error || (err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.name === 'AbortError')) {
+    return badInput(`Malformed or incomplete multipart body (${err.message.slice(0, 120)})`);
+  }
+  return err;
+}
+
+/** The file part's bytes, with stream failures classified by `uploadError`. */
+async function* fileBytes(file: NodeJS.ReadableStream & { truncated?: boolean }): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of file) yield chunk as Buffer;
+  } catch (err) {
+    throw uploadError(err, file.truncated === true);
+  }
+  if (file.truncated) throw tooLarge('The file is larger than the upload limit');
+}
+
+/**
  * Reads the multipart upload: exactly one `file` part plus optional text fields, in any order. The
  * file streams straight into the library (staged); it becomes an item only once every field is
  * read and valid. Anything else — an unknown part, a second file, a bad field — discards it.
@@ -55,7 +80,7 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
         if (staged) throw badInput('Send exactly one file per upload');
         filename = part.filename;
         mimetype = part.mimetype;
-        staged = await deps.library.stage(part.file);
+        staged = await deps.library.stage(fileBytes(part.file));
       } else {
         if (!TEXT_FIELDS.has(part.fieldname)) throw badInput(`Unknown field "${part.fieldname.slice(0, 40)}"`);
         if (part.fieldname in raw) throw badInput(`Field "${part.fieldname}" given twice`);
@@ -72,7 +97,7 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
     return { staged, filename, mimetype, fields: parsed.data };
   } catch (err) {
     await staged?.discard();
-    throw err;
+    throw uploadError(err, false);
   }
 }
 
