@@ -23,10 +23,18 @@ export function createRedis(url: string, log: Logger, name = 'nondivy'): Redis {
     lazyConnect: true,
   });
   let down = false;
-  redis.on('error', (err: NodeJS.ErrnoException) => {
-    if (!down) log.error({ err: { message: err.message, code: err.code } }, 'redis connection lost');
+  let closing = false;
+  const lost = (detail: Record<string, unknown>) => {
+    if (!down && !closing) log.error(detail, 'redis connection lost');
     down = true;
-  });
+  };
+  redis.on('error', (err: NodeJS.ErrnoException) => lost({ err: { message: err.message, code: err.code } }));
+  redis.on('close', () => lost({}));
+  redis.on('end', () => (closing = true));
+  const quit = redis.quit.bind(redis);
+  const disconnect = redis.disconnect.bind(redis);
+  redis.quit = ((...args: Parameters<typeof quit>) => ((closing = true), quit(...args))) as typeof quit;
+  redis.disconnect = ((...args: Parameters<typeof disconnect>) => ((closing = true), disconnect(...args))) as typeof disconnect;
   redis.on('ready', () => {
     if (down) log.info('redis connection restored');
     down = false;
