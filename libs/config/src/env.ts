@@ -39,12 +39,17 @@ function resolveFileVariables(names: string[], env: NodeJS.ProcessEnv, problems:
 }
 
 /**
- * Parses the environment variables named by `schema`'s keys. Every problem is collected and thrown
- * together as one ConfigError.
+ * Parses the environment variables named by `schema`'s keys; `crossCheck` adds rules that involve
+ * several variables. Every problem is collected and thrown together as one ConfigError.
  */
-export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+export function parseEnv<S extends z.ZodObject>(
+  schema: S,
+  env: NodeJS.ProcessEnv = process.env,
+  crossCheck?: (raw: Record<string, string | undefined>) => string[],
+): z.infer<S> {
   const problems: string[] = [];
   const raw = resolveFileVariables(Object.keys(schema.shape), env, problems);
+  if (crossCheck) problems.push(...crossCheck(raw));
   const result = schema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {

@@ -83,12 +83,10 @@ export interface CatalogConfig {
 const absolute = (dir: string) => (isAbsolute(dir) ? dir : resolve(process.cwd(), dir));
 
 /** S3 settings are required together, and only with the s3 driver. */
-const requireS3 = (env: Record<string, unknown>, ctx: z.RefinementCtx) => {
-  if (env.NONDIVY_BLOB_DRIVER !== 's3') return;
-  for (const name of ['S3_ENDPOINT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY']) {
-    if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required when NONDIVY_BLOB_DRIVER=s3' });
-  }
-};
+const requireS3 = (raw: Record<string, string | undefined>): string[] =>
+  raw.NONDIVY_BLOB_DRIVER !== 's3'
+    ? []
+    : ['S3_ENDPOINT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'].filter((n) => !raw[n]).map((n) => `${n}: required when NONDIVY_BLOB_DRIVER=s3`);
 
 function blobConfig(env: z.infer<z.ZodObject<typeof blobVars>>, dataDir: string): BlobConfig {
   if (env.NONDIVY_BLOB_DRIVER === 'fs') return { driver: 'fs', root: resolve(dataDir, 'blobs') };
@@ -105,7 +103,7 @@ function blobConfig(env: z.infer<z.ZodObject<typeof blobVars>>, dataDir: string)
 
 /** The gateway's configuration, validated once at start-up. */
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const e = parseEnv(z.object(gatewayVars).superRefine(requireS3), env);
+  const e = parseEnv(z.object(gatewayVars), env, requireS3);
   const dataDir = absolute(e.NONDIVY_DATA_DIR);
   const blobs = blobConfig(e, dataDir);
   return {
