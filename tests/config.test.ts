@@ -14,7 +14,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('configuration', () => {
   it('stops start-up with one message naming every bad variable', () => {
-    const res = spawnSync(process.execPath, ['--import', 'tsx', 'services/standalone/src/main.ts'], {
+    const res = spawnSync(process.execPath, ['dist/standalone.mjs'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH,
@@ -59,7 +59,7 @@ describe('configuration', () => {
   it('explains what to install when there is no Redis at all', () => {
     const dir = tempDir();
     try {
-      const res = spawnSync(process.execPath, ['--import', 'tsx', 'services/standalone/src/main.ts'], {
+      const res = spawnSync(process.execPath, ['dist/standalone.mjs'], {
         cwd: ROOT,
         env: { PATH: '/nonexistent', NONDIVY_DATA_DIR: dir.path, NONDIVY_HTTP_PORT: '0' },
         encoding: 'utf8',

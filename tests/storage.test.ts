@@ -69,7 +69,7 @@ before(async () => {
       return out;
     },
   });
-  const s3Store = new S3BlobStore({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: s3.bucket, region: 'us-east-1', partSize: 5 * MiB });
+  const s3Store = await S3BlobStore.create({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: s3.bucket, region: 'us-east-1', partSize: 5 * MiB });
   await s3Store.init();
   harnesses.push({
     name: 's3',

@@ -26,7 +26,7 @@ export interface TestServer {
 
 export async function startServer(env: Record<string, string>, options: { port?: number } = {}): Promise<TestServer> {
   const port = options.port ?? (await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/standalone/src/main.ts'], {
+  const child = spawn(process.execPath, ['--enable-source-maps', 'dist/standalone.mjs'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

@@ -4,7 +4,7 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError, notFound, unavailable } from '@nondivy/errors';
-import type { BeginOptions, BlobStore, BlobWriter, ByteRange } from './blob-store.js';
+import type { BeginOptions, BlobWriter, ByteRange, FileBlobStore } from './blob-store.js';
 
 /** Bytes gathered before one `writev` call: fewer, larger system calls. */
 const FLUSH_BYTES = 1024 * 1024;
@@ -117,7 +117,7 @@ class FsBlobWriter implements BlobWriter {
  * writing. A blob appears under its key only by an atomic rename after fsync, so a reader never sees
  * a half-written file; unlinking a blob does not disturb a download already reading it.
  */
-export class FsBlobStore implements BlobStore {
+export class FsBlobStore implements FileBlobStore {
   readonly driver = 'fs' as const;
 
   constructor(private readonly root: string) {}
@@ -148,13 +148,16 @@ export class FsBlobStore implements BlobStore {
     return join(this.root, key);
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
-    let handle: FileHandle;
+  async openFile(key: string): Promise<FileHandle> {
     try {
-      handle = await open(this.path(key), 'r');
+      return await open(this.path(key), 'r');
     } catch (err) {
       throw fsError(err);
     }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const handle = await this.openFile(key);
     // The stream owns the open descriptor: the bytes stay readable even if the blob is deleted now.
     return createReadStream('', {
       fd: handle,

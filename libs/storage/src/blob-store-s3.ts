@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
-import { Client } from 'minio';
+import type { Client } from 'minio';
 import { AppError, notFound, unavailable } from '@nondivy/errors';
 import type { BeginOptions, BlobStore, BlobWriter, ByteRange } from './blob-store.js';
 
@@ -161,13 +161,17 @@ export class S3BlobStore implements BlobStore {
   readonly bucket: string;
   readonly partSize: number;
   private readonly timeoutMs: number;
-  private readonly agent: HttpAgent;
 
-  constructor(options: S3Options, private readonly onDiscardError?: (err: unknown, token: string) => void) {
+  /**
+   * Opens the store. The `minio` client is loaded here, on demand, so processes using the fs driver
+   * never pay for it in memory.
+   */
+  static async create(options: S3Options, onDiscardError?: (err: unknown, token: string) => void): Promise<S3BlobStore> {
+    const { Client: MinioClient } = await import('minio');
     const url = new URL(options.endpoint);
     const useSSL = url.protocol === 'https:';
-    this.agent = useSSL ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
-    this.client = new Client({
+    const agent = useSSL ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+    const client = new MinioClient({
       endPoint: url.hostname,
       port: url.port ? Number(url.port) : useSSL ? 443 : 80,
       useSSL,
@@ -175,8 +179,18 @@ export class S3BlobStore implements BlobStore {
       secretKey: options.secretKey,
       region: options.region,
       pathStyle: true,
-      transportAgent: this.agent,
+      transportAgent: agent,
     });
+    return new S3BlobStore(client, agent, options, onDiscardError);
+  }
+
+  private constructor(
+    client: Client,
+    private readonly agent: HttpAgent,
+    options: S3Options,
+    private readonly onDiscardError?: (err: unknown, token: string) => void,
+  ) {
+    this.client = client;
     this.bucket = options.bucket;
     this.partSize = options.partSize;
     this.timeoutMs = options.timeoutMs ?? 2000;

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /** An inclusive byte range within a blob. */
@@ -49,3 +50,14 @@ export interface BlobStore {
   /** Releases connections. */
   close(): Promise<void>;
 }
+
+/**
+ * An optional ability of drivers whose blobs are local files (fs): open one for positional reads, so
+ * a front door can send it with reused buffers instead of a stream of fresh ones.
+ */
+export interface FileBlobStore extends BlobStore {
+  /** Opens the blob's file for reading; `not_found` when absent. The caller closes it. */
+  openFile(key: string): Promise<FileHandle>;
+}
+
+export const canOpenFiles = (store: BlobStore): store is FileBlobStore => typeof (store as Partial<FileBlobStore>).openFile === 'function';

@@ -8,7 +8,7 @@ export type BlobStoreConfig =
   | { driver: 's3'; endpoint: string; accessKey: string; secretKey: string; bucket: string; region: string; partSize: number };
 
 /** Builds the configured blob store driver. */
-export function createBlobStore(config: BlobStoreConfig, log: Logger): BlobStore {
+export async function createBlobStore(config: BlobStoreConfig, log: Logger): Promise<BlobStore> {
   if (config.driver === 'fs') return new FsBlobStore(config.root);
-  return new S3BlobStore(config, (err) => log.warn({ err: { message: (err as Error).message } }, 'the S3 server could not abort a multipart upload'));
+  return S3BlobStore.create(config, (err) => log.warn({ err: { message: (err as Error).message } }, 'the S3 server could not abort a multipart upload'));
 }

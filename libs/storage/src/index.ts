@@ -1,4 +1,4 @@
-export type { BlobStore, BlobWriter, ByteRange, BeginOptions } from './blob-store.js';
+export { canOpenFiles, type BlobStore, type BlobWriter, type ByteRange, type BeginOptions, type FileBlobStore } from './blob-store.js';
 export { FsBlobStore, READ_CHUNK_BYTES } from './blob-store-fs.js';
 export { S3BlobStore, s3Error, type S3Options } from './blob-store-s3.js';
 export { safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';

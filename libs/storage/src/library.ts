@@ -3,7 +3,8 @@ import type { Readable } from 'node:stream';
 import { decodeCursor, encodeCursor, publicItem, type Item, type ItemKind, type ItemPatch, type ListCursor, type StoredItem } from '@nondivy/contracts';
 import { AppError, forbidden, notFound, tooLarge } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import type { BlobStore, ByteRange } from './blob-store.js';
+import type { FileHandle } from 'node:fs/promises';
+import { canOpenFiles, type BlobStore, type ByteRange } from './blob-store.js';
 import { guessKind, resolveContentType } from './content-types.js';
 import { safeFilename, titleFromFilename } from './filenames.js';
 
@@ -235,6 +236,16 @@ export class Library {
     const item = await this.stored(id);
     const stream = await this.blobs.read(item.blobKey, range);
     return { item: publicItem(item), stream };
+  }
+
+  /**
+   * Opens an item's blob as a local file when the blob store can (fs driver), for front doors that
+   * send files with reused buffers; null when the store has no such ability.
+   */
+  async openFile(id: string): Promise<{ item: Item; file: FileHandle } | null> {
+    if (!canOpenFiles(this.blobs)) return null;
+    const item = await this.stored(id);
+    return { item: publicItem(item), file: await this.blobs.openFile(item.blobKey) };
   }
 
   /** Opens the bytes of an item already looked up (one Redis read fewer for multi-range answers). */

@@ -59,6 +59,9 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   });
   await app.register(authn, { auth: deps.auth });
   await app.register(multipart, {
+    // Larger parser and file-stream buffers: fewer pause/resume rounds per megabyte uploaded.
+    highWaterMark: 1024 * 1024,
+    fileHwm: 1024 * 1024,
     limits: {
       fileSize: config.library.maxUploadBytes,
       files: 1,

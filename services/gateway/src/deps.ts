@@ -14,8 +14,8 @@ export interface GatewayDeps {
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
-export function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { uploadLeaseMs?: number; blobs?: BlobStore } = {}): GatewayDeps {
-  const blobs = options.blobs ?? createBlobStore(config.blobs, log);
+export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { uploadLeaseMs?: number; blobs?: BlobStore } = {}): Promise<GatewayDeps> {
+  const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
   const library = new Library({
     blobs,
     state: new RedisLibraryState(redis),

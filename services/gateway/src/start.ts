@@ -35,7 +35,7 @@ async function waitForBlobs(deps: GatewayDeps, log: Logger, timeoutMs = 60_000) 
  */
 export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis, options: { uploadLeaseMs?: number } = {}): Promise<RunningGateway> {
   await waitForRedis(redis, log);
-  const deps = createGatewayDeps(config, log, redis, options);
+  const deps = await createGatewayDeps(config, log, redis, options);
   await waitForBlobs(deps, log);
 
   const admin = await deps.auth.bootstrapAdmin(config.auth.adminPassword);

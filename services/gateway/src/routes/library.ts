@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Multipart } from '@fastify/multipart';
 import { Item, ItemId, ItemList, ItemPatch, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, UploadFields } from '@nondivy/contracts';
 import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
-import { contentDispositionFor, MAX_MULTIPART_RANGES, parseRange, type Range } from '@nondivy/http';
+import { contentDispositionFor, MAX_MULTIPART_RANGES, parseRange, pumpFile, type Range } from '@nondivy/http';
 import { isInlineSafe, type StagedUpload } from '@nondivy/storage';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -113,6 +115,26 @@ function contentHeaders(reply: FastifyReply, item: Item, download: boolean) {
     .header('content-security-policy', "default-src 'none'; sandbox");
 }
 
+/**
+ * Sends one range of a local blob file with `pumpFile` (reused buffers), taking the response over
+ * from fastify once the headers are final. The file was opened before answering, so a concurrent
+ * delete cannot cut the download short.
+ */
+async function sendFile(req: FastifyRequest, reply: FastifyReply, file: FileHandle, range: Range) {
+  reply.hijack();
+  const res = reply.raw;
+  try {
+    res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+    await pumpFile(res, file, range.start, range.end);
+    res.end();
+  } catch (err) {
+    req.log.info({ err: { message: (err as Error).message } }, 'download ended early');
+    res.destroy();
+  } finally {
+    await file.close().catch(() => undefined);
+  }
+}
+
 /** A multipart/byteranges body over several ranges, opened one after another. */
 function byteranges(deps: GatewayDeps, item: Item, ranges: Range[], boundary: string) {
   const heads = ranges.map(
@@ -203,21 +225,16 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
         library.countDownload(item.id).catch((err) => req.log.warn({ err }, 'download not counted'));
       }
 
-      if (!ranges) {
-        reply.code(200).type(item.contentType).header('content-length', String(item.size));
+      if (!ranges || ranges.length === 1) {
+        const r = ranges ? ranges[0]! : { start: 0, end: item.size - 1 };
+        reply.code(ranges ? 206 : 200).type(item.contentType).header('content-length', String(r.end - r.start + 1));
+        if (ranges) reply.header('content-range', `bytes ${r.start}-${r.end}/${item.size}`);
         if (head) return reply.send();
-        const { stream } = await library.open(item.id);
-        return reply.send(stream);
-      }
-      if (ranges.length === 1) {
-        const r = ranges[0]!;
-        reply
-          .code(206)
-          .type(item.contentType)
-          .header('content-range', `bytes ${r.start}-${r.end}/${item.size}`)
-          .header('content-length', String(r.end - r.start + 1));
-        if (head) return reply.send();
-        const { stream } = await library.open(item.id, r);
+        if (item.size > 0) {
+          const opened = await library.openFile(item.id);
+          if (opened) return sendFile(req, reply, opened.file, r);
+        }
+        const { stream } = await library.open(item.id, ranges ? r : undefined);
         return reply.send(stream);
       }
       const boundary = randomBytes(12).toString('hex');

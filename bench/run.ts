@@ -1,0 +1,237 @@
+/**
+ * `npm run bench`: REST upload and download of one large file through the gateway, beside writing
+ * and reading the same bytes straight to the blob store (fs, and s3 against s3rver), and beside nginx
+ * serving the same file when nginx is installed. Prints MiB/s and ratios measured in this one run,
+ * and the gateway's peak RSS during each transfer. BENCH_SIZE (default 1GiB) sets the file size;
+ * BENCH_DRIVERS (default "fs,s3") which drivers to measure.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { byteSize } from '@nondivy/config';
+import { createLogger } from '@nondivy/log';
+import { freePort } from '@nondivy/standalone';
+import { FsBlobStore, S3BlobStore, type BlobStore } from '@nondivy/storage';
+import { randomBytes } from 'node:crypto';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MiB = 1024 * 1024;
+const SIZE = byteSize.parse(process.env.BENCH_SIZE ?? '1GiB');
+const DRIVERS = (process.env.BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.trim()) as ('fs' | 's3')[];
+/** Each figure is the best of this many runs: on a busy 2-core machine noise only ever slows a run. */
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/**
+ * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
+ * deployment. BENCH_DIR=/dev/shm takes the disk out and compares CPU costs alone.
+ */
+function benchRoot(): string {
+  return process.env.BENCH_DIR ?? tmpdir();
+}
+const work = mkdtempSync(join(benchRoot(), 'nondivy-bench-'));
+chmodSync(work, 0o755); // nginx's workers run as an unprivileged user
+const children: ChildProcess[] = [];
+const log = createLogger('bench', 'silent');
+
+const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+
+function makeFile(path: string, size: number) {
+  const block = randomBytes(16 * MiB);
+  const fd = openSync(path, 'w');
+  for (let written = 0; written < size; ) {
+    const n = Math.min(block.length, size - written);
+    // Vary each block so no layer can take shortcuts on repeated content.
+    block.writeUInt32LE(written / block.length, 0);
+    writeSync(fd, block, 0, n);
+    written += n;
+  }
+  closeSync(fd);
+}
+
+function startChild(cmd: string, args: string[], env: Record<string, string>, readyPattern: RegExp): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d;
+      if (readyPattern.test(out)) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${cmd} exited ${code}: ${out.slice(-2000)}`)));
+  });
+}
+
+/** Samples a process's resident memory every 50 ms while `fn` runs; returns fn's duration and the peak. */
+async function measure(pid: number | undefined, fn: () => Promise<void> | void): Promise<{ ms: number; peakRss: number }> {
+  let peak = 0;
+  const sample = () => {
+    if (!pid) return;
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch {
+      /* process gone */
+    }
+  };
+  const timer = setInterval(sample, 50);
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  clearInterval(timer);
+  sample();
+  return { ms, peakRss: peak };
+}
+
+/** curl as the client: one process, no JavaScript on the client side of the measurement. */
+function curl(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('curl', ['-sS', '--fail', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`curl ${code}: ${err}`))));
+  });
+}
+
+/** Runs `fn` RUNS times and keeps the fastest run and the highest peak RSS. */
+async function best(pid: number | undefined, fn: () => Promise<void>): Promise<{ rate: number; peakRss: number }> {
+  let rate = 0;
+  let peakRss = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const m = await measure(pid, fn);
+    rate = Math.max(rate, mibps(SIZE, m.ms));
+    peakRss = Math.max(peakRss, m.peakRss);
+  }
+  return { rate, peakRss };
+}
+
+async function direct(store: BlobStore, file: string) {
+  let key = '';
+  const up = await best(undefined, async () => {
+    if (key) await store.remove(key);
+    const writer = store.begin();
+    for await (const chunk of createReadStream(file, { highWaterMark: MiB })) await writer.write(chunk as Buffer);
+    await writer.finish();
+    key = writer.key;
+  });
+  const down = await best(undefined, async () => {
+    for await (const _chunk of await store.read(key)) {
+      /* consume */
+    }
+  });
+  await store.remove(key);
+  return { up: up.rate, down: down.rate };
+}
+
+async function startRedis(): Promise<string> {
+  const port = await freePort();
+  await startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, /Ready to accept/);
+  return `redis://127.0.0.1:${port}`;
+}
+
+async function gateway(env: Record<string, string>, file: string) {
+  const port = await freePort();
+  const server = await startChild(process.execPath, ['dist/standalone.mjs'], {
+    ...env,
+    LOG_LEVEL: 'info',
+    NONDIVY_HTTP_HOST: '127.0.0.1',
+    NONDIVY_HTTP_PORT: String(port),
+    NONDIVY_CATALOG_PORT: '0',
+    NONDIVY_ADMIN_PASSWORD: 'bench-password',
+    NONDIVY_GUEST_UPLOAD: '1',
+  }, /is ready|"level":50/);
+  await new Promise((r) => setTimeout(r, 500));
+  const api = `http://127.0.0.1:${port}/api/v1`;
+  let id = '';
+  // Later runs store equal bytes: they take the deduplicating path, which also deletes their copy.
+  const up = await best(server.pid, async () => {
+    id = (JSON.parse(await curl(['-F', `file=@${file};type=video/mp4`, `${api}/library`])) as { id: string }).id;
+  });
+  await curl(['-o', '/dev/null', `${api}/library/${id}/content`]); // warm-up, as for nginx
+  const down = await best(server.pid, async () => {
+    await curl(['-o', '/dev/null', `${api}/library/${id}/content`]);
+  });
+  server.kill('SIGTERM');
+  await new Promise((r) => server.once('exit', r));
+  return { up: up.rate, down: down.rate, upRss: up.peakRss, downRss: down.peakRss };
+}
+
+async function nginx(file: string): Promise<number | null> {
+  if (spawnSync('nginx', ['-v']).error) return null;
+  const port = await freePort();
+  const dir = join(work, 'nginx');
+  spawnSync('mkdir', ['-p', dir]);
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 64; }
+http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  server { listen 127.0.0.1:${port}; location / { root ${work}; } } }\n`,
+  );
+  const child = spawn('nginx', ['-c', conf, '-p', dir], { stdio: 'ignore' });
+  children.push(child);
+  await new Promise((r) => setTimeout(r, 500));
+  const name = file.slice(work.length + 1);
+  await curl(['-o', '/dev/null', `http://127.0.0.1:${port}/${name}`]); // warm the page cache the same way
+  const { rate } = await best(undefined, async () => {
+    await curl(['-o', '/dev/null', `http://127.0.0.1:${port}/${name}`]);
+  });
+  child.kill('SIGTERM');
+  return rate;
+}
+
+async function main() {
+  const file = join(work, 'payload.bin');
+  makeFile(file, SIZE);
+  const rows: string[][] = [];
+  const fmt = (n: number) => n.toFixed(1);
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const redisUrl = await startRedis();
+  const nginxRate = await nginx(file);
+  let fsDown = 0;
+
+  for (const driver of DRIVERS) {
+    const data = join(work, `data-${driver}`);
+    let store: BlobStore;
+    const env: Record<string, string> = { REDIS_URL: redisUrl, NONDIVY_DATA_DIR: data, NONDIVY_BLOB_DRIVER: driver };
+    if (driver === 'fs') {
+      store = new FsBlobStore(join(data, 'blobs'));
+    } else {
+      const port = await freePort();
+      spawnSync('mkdir', ['-p', join(work, 's3')]);
+      await startChild(process.execPath, ['--import', 'tsx', 'bench/s3-server.ts', join(work, 's3'), String(port)], {}, /ready/);
+      Object.assign(env, { S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_ACCESS_KEY: 'S3RVER', S3_SECRET_KEY: 'S3RVER', S3_BUCKET: 'nondivy' });
+      store = await S3BlobStore.create({ endpoint: env.S3_ENDPOINT!, accessKey: 'S3RVER', secretKey: 'S3RVER', bucket: 'nondivy', region: 'us-east-1', partSize: 8 * MiB }, () => undefined);
+    }
+    await store.init();
+    const d = await direct(store, file);
+    await store.close();
+    const g = await gateway(env, file);
+    if (driver === 'fs') fsDown = g.down;
+    rows.push([`upload (${driver})`, fmt(g.up), fmt(d.up), ratio(g.up, d.up), '≥ 0.85', `${fmt(g.upRss / MiB)} MiB`]);
+    rows.push([`download (${driver})`, fmt(g.down), fmt(d.down), ratio(g.down, d.down), '≥ 0.90', `${fmt(g.downRss / MiB)} MiB`]);
+  }
+  if (nginxRate && fsDown) rows.push(['download (fs) vs nginx', fmt(fsDown), fmt(nginxRate), ratio(fsDown, nginxRate), '≥ 0.60', '']);
+
+  const header = ['transfer', 'gateway MiB/s', 'baseline MiB/s', 'ratio', 'aim', 'gateway peak RSS'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  console.log(`\nNondivy bench — file ${fmt(SIZE / MiB)} MiB in ${work}, best of ${RUNS} runs; baseline = the blob store written/read directly (nginx for the last row)${nginxRate ? '' : '; nginx not installed'}`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+  void log;
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  rmSync(work, { recursive: true, force: true });
+}
