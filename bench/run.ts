@@ -93,7 +93,7 @@ function curl(args: string[]): Promise<string> {
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`curl ${code}: ${err}`))));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`curl ${args.join(' ')}: exit ${code}: ${err}`))));
   });
 }
 
