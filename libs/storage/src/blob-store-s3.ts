@@ -12,7 +12,7 @@ export interface S3Options {
   secretKey: string;
   bucket: string;
   region: string;
-  /** Size of each multipart part (≥ 5 MiB). Memory per upload is about 3 parts. */
+  /** Size of each multipart part (≥ 5 MiB). Memory per upload is 3 parts, allocated once. */
   partSize: number;
   /** Time limit for metadata calls (stat, bucket checks), ms. */
   timeoutMs?: number;
@@ -66,8 +66,11 @@ async function s3Call<T>(fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
 class S3BlobWriter implements BlobWriter {
   readonly key: string;
   private uploadId: string | undefined;
-  private buffers: Buffer[] = [];
-  private buffered = 0;
+  /** The part being filled, and how many bytes it holds. */
+  private current: Buffer | null = null;
+  private filled = 0;
+  /** Part buffers free for reuse: at most PART_CONCURRENCY + 1 exist per write, whatever the size. */
+  private readonly free: Buffer[] = [];
   private partNumber = 0;
   private readonly parts: { part: number; etag: string }[] = [];
   private readonly inflight = new Set<Promise<void>>();
@@ -90,6 +93,12 @@ class S3BlobWriter implements BlobWriter {
     return this.store.partSize * 2 ** Math.floor(this.partNumber / PARTS_PER_SIZE_STEP);
   }
 
+  private takeBuffer(): Buffer {
+    const size = this.partSize();
+    const reused = this.free.pop();
+    return reused && reused.length === size ? reused : Buffer.allocUnsafeSlow(size);
+  }
+
   private async startMultipart(): Promise<void> {
     this.uploadId = await s3Call(() => this.store.client.initiateNewMultipartUpload(this.store.bucket, this.key, {}));
     await this.options?.onToken?.(this.token);
@@ -97,9 +106,10 @@ class S3BlobWriter implements BlobWriter {
 
   private async sendPart(): Promise<void> {
     if (!this.uploadId) await this.startMultipart();
-    const body = Buffer.concat(this.buffers, this.buffered);
-    this.buffers = [];
-    this.buffered = 0;
+    const buffer = this.current!;
+    const body = buffer.subarray(0, this.filled);
+    this.current = null;
+    this.filled = 0;
     const part = ++this.partNumber;
     const p = s3Call(() =>
       this.store.client.uploadPart({ bucketName: this.store.bucket, objectName: this.key, uploadID: this.uploadId!, partNumber: part, headers: {} }, body),
@@ -112,7 +122,10 @@ class S3BlobWriter implements BlobWriter {
       },
     );
     this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p));
+    void p.finally(() => {
+      this.inflight.delete(p);
+      if (!this.done) this.free.push(buffer);
+    });
     while (this.inflight.size >= PART_CONCURRENCY) await Promise.race(this.inflight);
     if (this.failure) throw this.failure;
   }
@@ -120,21 +133,26 @@ class S3BlobWriter implements BlobWriter {
   async write(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.done) throw new Error('write after finish/abort');
-    this.buffers.push(chunk);
-    this.buffered += chunk.length;
-    if (this.buffered >= this.partSize()) await this.sendPart();
+    let offset = 0;
+    while (offset < chunk.length) {
+      this.current ??= this.takeBuffer();
+      const n = chunk.copy(this.current, this.filled, offset);
+      this.filled += n;
+      offset += n;
+      if (this.filled === this.current.length) await this.sendPart();
+    }
   }
 
   async finish(): Promise<void> {
     this.done = true;
     if (!this.uploadId) {
       // Small blob: one PUT of a known size. The minio client does not list multipart uploads for it.
-      const body = Buffer.concat(this.buffers, this.buffered);
-      this.buffers = [];
+      const body = this.current ? this.current.subarray(0, this.filled) : Buffer.alloc(0);
+      this.current = null;
       await s3Call(() => this.store.client.putObject(this.store.bucket, this.key, body, body.length));
       return;
     }
-    if (this.buffered > 0) await this.sendPart();
+    if (this.filled > 0) await this.sendPart();
     await Promise.all(this.inflight);
     if (this.failure) throw this.failure;
     const etags = [...this.parts].sort((a, b) => a.part - b.part);
@@ -143,7 +161,8 @@ class S3BlobWriter implements BlobWriter {
 
   async abort(): Promise<void> {
     this.done = true;
-    this.buffers = [];
+    this.current = null;
+    this.free.length = 0;
     await Promise.allSettled(this.inflight);
     await this.store.discard(this.token);
   }
