@@ -191,12 +191,13 @@ async function main() {
   const rows: string[][] = [];
   const fmt = (n: number) => n.toFixed(1);
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
-  const redisUrl = await startRedis();
   const nginxRate = await nginx(file);
   let fsDown = 0;
 
   for (const driver of DRIVERS) {
     const data = join(work, `data-${driver}`);
+    // A Redis per driver: a site's item store and blob store go together.
+    const redisUrl = await startRedis();
     let store: BlobStore;
     const env: Record<string, string> = { REDIS_URL: redisUrl, NONDIVY_DATA_DIR: data, NONDIVY_BLOB_DRIVER: driver };
     if (driver === 'fs') {

@@ -36,6 +36,7 @@ const gatewayVars = {
   NONDIVY_HTTP_PORT: port.default(8080),
   NONDIVY_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   NONDIVY_GUEST_UPLOAD: flag.default(false),
+  NONDIVY_UPLOAD_LEASE_SECONDS: positiveInt.default(30),
   NONDIVY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   NONDIVY_SESSION_TTL_HOURS: positiveInt.default(24 * 30),
   NONDIVY_LOGIN_MAX_FAILURES: positiveInt.default(10),
@@ -67,7 +68,7 @@ export interface GatewayConfig {
   redis: RedisConfig;
   blobs: BlobConfig;
   http: { host: string; port: number; publicUrl?: string };
-  library: { maxUploadBytes: number; guestUpload: boolean };
+  library: { maxUploadBytes: number; guestUpload: boolean; uploadLeaseSeconds: number };
   auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
   catalogUrl?: string;
 }
@@ -113,7 +114,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     redis: { url: e.REDIS_URL },
     blobs,
     http: { host: e.NONDIVY_HTTP_HOST, port: e.NONDIVY_HTTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL },
-    library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, guestUpload: e.NONDIVY_GUEST_UPLOAD },
+    library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, guestUpload: e.NONDIVY_GUEST_UPLOAD, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
     auth: {
       adminPassword: e.NONDIVY_ADMIN_PASSWORD,
       sessionTtlSeconds: e.NONDIVY_SESSION_TTL_HOURS * 3600,

@@ -14,14 +14,14 @@ export interface GatewayDeps {
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
-export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { uploadLeaseMs?: number; blobs?: BlobStore } = {}): Promise<GatewayDeps> {
+export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { blobs?: BlobStore } = {}): Promise<GatewayDeps> {
   const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
   const library = new Library({
     blobs,
     state: new RedisLibraryState(redis),
     log: log.child({ component: 'library' }),
     maxUploadBytes: config.library.maxUploadBytes,
-    uploadLeaseMs: options.uploadLeaseMs,
+    uploadLeaseMs: config.library.uploadLeaseSeconds * 1000,
   });
   const auth = new AuthService({
     users: new RedisUserStore(redis),

@@ -33,9 +33,9 @@ async function waitForBlobs(deps: GatewayDeps, log: Logger, timeoutMs = 60_000) 
  * Starts the gateway on an open Redis connection: waits for Redis and the blob store, makes sure an
  * admin exists (printing a generated password once), starts the upload sweeper, listens.
  */
-export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis, options: { uploadLeaseMs?: number } = {}): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis): Promise<RunningGateway> {
   await waitForRedis(redis, log);
-  const deps = await createGatewayDeps(config, log, redis, options);
+  const deps = await createGatewayDeps(config, log, redis);
   await waitForBlobs(deps, log);
 
   const admin = await deps.auth.bootstrapAdmin(config.auth.adminPassword);

@@ -1,7 +1,8 @@
 import { startCatalog } from '@nondivy/catalog';
-import { ConfigError, loadCatalogConfig, loadGatewayConfig } from '@nondivy/config';
+import { loadCatalogConfig, loadGatewayConfig } from '@nondivy/config';
 import { startGateway } from '@nondivy/gateway';
 import { createLogger } from '@nondivy/log';
+import { loadConfigOrExit, onShutdown } from '@nondivy/runtime';
 import { createRedis } from '@nondivy/state';
 import { RedisNotInstalledError, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 
@@ -11,18 +12,8 @@ import { RedisNotInstalledError, startEmbeddedRedis, type EmbeddedRedis } from '
  * This is the one composition root allowed to import several services.
  */
 async function main() {
-  let gatewayConfig;
-  let catalogConfig;
-  try {
-    gatewayConfig = loadGatewayConfig();
-    catalogConfig = loadCatalogConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const gatewayConfig = loadConfigOrExit(() => loadGatewayConfig());
+  const catalogConfig = loadConfigOrExit(() => loadCatalogConfig());
   const log = createLogger('nondivy', gatewayConfig.logLevel);
   let embedded: EmbeddedRedis | undefined;
   let redisUrl = gatewayConfig.redis.url;
@@ -37,32 +28,24 @@ async function main() {
   }
 
   const redis = createRedis(redisUrl, log, 'standalone');
-  const leaseSeconds = Number(process.env.NONDIVY_UPLOAD_LEASE_SECONDS);
   const closers: (() => Promise<void>)[] = [];
-  let stopping = false;
-  const stop = async (signal: string, code = 0) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
+  const stop = async () => {
     for (const close of closers.reverse()) await close().catch((err) => log.error({ err }, 'error while closing'));
     redis.disconnect();
     await embedded?.stop();
-    process.exit(code);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  onShutdown(log, stop);
 
   try {
     const catalog = await startCatalog({ ...catalogConfig, redis: { url: redisUrl } }, log.child({ component: 'catalog' }), redis);
     closers.push(catalog.close);
-    const gateway = await startGateway(gatewayConfig, log.child({ component: 'gateway' }), redis, {
-      uploadLeaseMs: Number.isFinite(leaseSeconds) && leaseSeconds > 0 ? leaseSeconds * 1000 : undefined,
-    });
+    const gateway = await startGateway({ ...gatewayConfig, redis: { url: redisUrl } }, log.child({ component: 'gateway' }), redis);
     closers.push(gateway.close);
     log.info({ url: gateway.url, docs: `${gateway.url}/docs`, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
   } catch (err) {
     log.fatal({ err }, 'start-up failed');
-    await stop('startup-failure', 1);
+    await stop();
+    process.exit(1);
   }
 }
 

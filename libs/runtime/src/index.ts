@@ -1,0 +1,70 @@
+import { ConfigError, type LogLevel } from '@nondivy/config';
+import { createLogger, type Logger } from '@nondivy/log';
+import { createRedis, type Redis } from '@nondivy/state';
+
+/**
+ * Loads a service's configuration, or ends the process with exit status 2 and the one message that
+ * names every bad variable (no stack trace: it is the operator's input, not a bug).
+ */
+export function loadConfigOrExit<C>(load: () => C): C {
+  try {
+    return load();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Runs `stop` once on SIGTERM or SIGINT, then exits: stop accepting, finish in-flight work, close
+ * connections. A second signal while stopping is ignored; a failure while stopping is logged.
+ */
+export function onShutdown(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => handle('SIGTERM'));
+  process.once('SIGINT', () => handle('SIGINT'));
+}
+
+/**
+ * The `main` of a service that runs as its own process (Docker Compose): configuration, logger,
+ * Redis from REDIS_URL (required there), start, graceful shutdown.
+ */
+export function runService<C extends { logLevel: LogLevel; redis: { url?: string } }>(
+  name: string,
+  load: () => C,
+  start: (config: C, log: Logger, redis: Redis) => Promise<{ close(): Promise<void> }>,
+): void {
+  const config = loadConfigOrExit(load);
+  const log = createLogger(name, config.logLevel);
+  if (!config.redis.url) {
+    log.fatal(`REDIS_URL is required when the ${name} runs as its own service`);
+    process.exit(2);
+  }
+  const redis = createRedis(config.redis.url, log, name);
+  start(config, log, redis).then(
+    (service) =>
+      onShutdown(log, async () => {
+        await service.close();
+        redis.disconnect();
+      }),
+    (err: unknown) => {
+      log.fatal({ err }, 'start-up failed');
+      process.exit(1);
+    },
+  );
+}
