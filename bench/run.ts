@@ -135,7 +135,8 @@ async function startRedis(): Promise<string> {
 
 async function gateway(env: Record<string, string>, file: string) {
   const port = await freePort();
-  const server = await startChild(process.execPath, ['dist/standalone.mjs'], {
+  // The same flags as `npm start`: a smaller young generation keeps the resident set lower at no cost in speed.
+  const server = await startChild(process.execPath, ['--max-semi-space-size=4', 'dist/standalone.mjs'], {
     ...env,
     LOG_LEVEL: 'info',
     NONDIVY_HTTP_HOST: '127.0.0.1',
