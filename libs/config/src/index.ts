@@ -41,7 +41,7 @@ const gatewayVars = {
   NONDIVY_SESSION_TTL_HOURS: positiveInt.default(24 * 30),
   NONDIVY_LOGIN_MAX_FAILURES: positiveInt.default(10),
   NONDIVY_LOGIN_LOCK_SECONDS: positiveInt.default(15 * 60),
-  NONDIVY_CATALOG_URL: z.url({ protocol: /^https?$/ }).optional(),
+  NONDIVY_CATALOG_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8081'),
 };
 
 const catalogVars = {
@@ -70,7 +70,7 @@ export interface GatewayConfig {
   http: { host: string; port: number; publicUrl?: string };
   library: { maxUploadBytes: number; guestUpload: boolean; uploadLeaseSeconds: number };
   auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
-  catalogUrl?: string;
+  catalogUrl: string;
 }
 
 export interface CatalogConfig {

@@ -73,19 +73,39 @@ export type UploadFields = z.infer<typeof UploadFields>;
 export const ItemList = z.object({
   items: z.array(Item),
   nextCursor: z.string().nullable(),
+  /** How many items match in all (searches only). */
+  total: z.number().int().nonnegative().optional(),
 });
 export type ItemList = z.infer<typeof ItemList>;
 
 export const LIST_LIMIT_DEFAULT = 50;
 export const LIST_LIMIT_MAX = 200;
+export const SORTS = ['relevance', 'new', 'title', 'size', 'popular'] as const;
 
-export const ListQuery = z.strictObject({
-  q: z.string().max(500).optional(),
+const TagFilter = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : [v]))
+  .pipe(z.array(z.string().trim().toLowerCase().min(1).max(40)).max(8, 'at most 8 tags'));
+
+/**
+ * Search and browse parameters (GET /library, GET /library/facets). Without `sort`, a query with
+ * words is ranked by relevance (title matches first), and browsing is newest first.
+ */
+export const SearchQuery = z.strictObject({
+  q: z.string().max(500, 'q is at most 500 characters').optional(),
   kind: ItemKind.optional(),
-  tag: z.union([z.string(), z.array(z.string())]).optional(),
-  sort: z.enum(['new', 'title', 'size', 'popular']).default('new'),
+  tag: TagFilter.optional(),
+  sort: z.enum(SORTS).optional(),
   limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
-  cursor: z.string().max(200).optional(),
+  cursor: z.string().max(300).optional(),
   scope: z.enum(['local', 'federated']).default('local'),
 });
-export type ListQuery = z.infer<typeof ListQuery>;
+export type SearchQuery = z.infer<typeof SearchQuery>;
+
+/** Counts per kind and the most common tags among the items a search matches. */
+export const Facets = z.object({
+  total: z.number().int().nonnegative(),
+  kinds: z.record(z.string(), z.number().int().nonnegative()),
+  tags: z.array(z.object({ tag: z.string(), count: z.number().int().nonnegative() })),
+});
+export type Facets = z.infer<typeof Facets>;

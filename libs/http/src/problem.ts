@@ -21,6 +21,20 @@ interface ValidationIssue {
   params?: { issue?: { path?: (string | number)[]; message?: string } };
 }
 
+/** Unread request bodies up to this size are drained (the connection stays usable). */
+const DRAIN_LIMIT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * An error answered before a large (or unsized) request body was read — a refused upload — closes
+ * the connection, so the client stops sending instead of streaming gigabytes nobody reads. Smaller
+ * bodies are drained by Node, so clients that insist on sending their whole body still get the answer.
+ */
+function closeIfBodyUnread(req: FastifyRequest, reply: FastifyReply) {
+  if (req.raw.complete) return;
+  const length = Number(req.headers['content-length']);
+  if (!(Number.isFinite(length) && length <= DRAIN_LIMIT_BYTES)) reply.header('connection', 'close');
+}
+
 /**
  * The one error handler of every HTTP service: AppErrors map by kind; framework 4xx errors keep their
  * (safe) message; anything else is logged in full and answered with a generic 500.
@@ -30,7 +44,7 @@ export function problemErrorHandler(err: FastifyError | AppError | Error, req: F
     const status = httpStatusOf[err.kind];
     if (err.retryAfter) reply.header('retry-after', String(err.retryAfter));
     if (status >= 500) req.log.warn({ err: { message: err.message, cause: (err.cause as Error)?.message } }, 'request failed: dependency unavailable');
-    if (status === 413 || status === 503) reply.header('connection', 'close');
+    closeIfBodyUnread(req, reply);
     return sendProblem(reply, status, status === 500 ? 'Internal error' : err.message, err.details ?? {});
   }
   const fe = err as Omit<FastifyError, 'validation'> & { validation?: ValidationIssue[]; validationContext?: string };
@@ -43,7 +57,7 @@ export function problemErrorHandler(err: FastifyError | AppError | Error, req: F
   }
   const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
   if (status >= 400 && status < 500) {
-    if (status === 413) reply.header('connection', 'close');
+    closeIfBodyUnread(req, reply);
     return sendProblem(reply, status, fe.message);
   }
   req.log.error({ err }, 'unhandled error');

@@ -28,6 +28,26 @@ export const keys = {
   session: (tokenHash: string) => `${PREFIX}session:${tokenHash}`,
   /** Counter with TTL: failed logins from one client address (shared by REST and FTP). */
   loginFailures: (ip: string) => `${PREFIX}login:fail:${ip}`,
+  /** Prefix of every search index key (see `index`); the index can be dropped and rebuilt from items. */
+  indexPrefix: `${PREFIX}ix:`,
+  index: {
+    /** Sorted set: ids containing a term, scored by the term's field weight in that item. */
+    term: (term: string) => `${PREFIX}ix:t:${term}`,
+    /** Sorted set (all scores 0): every indexed term, for prefix expansion by ZRANGEBYLEX. */
+    terms: `${PREFIX}ix:terms`,
+    kind: (kind: string) => `${PREFIX}ix:kind:${kind}`,
+    tag: (tag: string) => `${PREFIX}ix:tag:${tag}`,
+    size: `${PREFIX}ix:size`,
+    title: `${PREFIX}ix:title`,
+    popular: `${PREFIX}ix:popular`,
+    /** Hash kind → item count; sorted set tag → item count (facets of the whole library). */
+    kindCounts: `${PREFIX}ix:facet:kind`,
+    tagCounts: `${PREFIX}ix:facet:tags`,
+    /** Counter bumped by every index change: query caches are keyed by it. */
+    generation: `${PREFIX}ix:gen`,
+    /** Cached query results (sorted sets with a short TTL). */
+    cache: (hash: string) => `${PREFIX}ix:q:${hash}`,
+  },
   /** Hash: site-wide facts (site id, schema version). */
   site: `${PREFIX}site`,
 } as const;

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Item, ListCursor, StoredItem } from '@nondivy/contracts';
+import type { Item, StoredItem } from '@nondivy/contracts';
 import { notFound } from '@nondivy/errors';
+import { type IndexableItem, termWeights, titleSortKey } from '@nondivy/search';
 import { keys, LIBRARY_EVENTS_MAXLEN } from './keys.js';
 import { withRedis } from './redis.js';
 
@@ -29,8 +30,12 @@ function toFields(item: StoredItem): string[] {
     'uploadedBy', item.uploadedBy,
     'downloads', String(item.downloads),
     'meta', JSON.stringify(item.meta),
+    'titleKey', String(titleSortKey(item.title)),
   ];
 }
+
+/** The item's index terms as the scripts store them: JSON [[term, weight], ...]. */
+const termsOf = (item: IndexableItem) => JSON.stringify([...termWeights(item)]);
 
 function fromHash(h: Record<string, string>): StoredItem | null {
   if (!h.id || !h.sha256) return null;
@@ -53,10 +58,55 @@ function fromHash(h: Record<string, string>): StoredItem | null {
   };
 }
 
+// Index maintenance shared by the scripts below, run inside the same script as the item change, so
+// search never shows a deleted item nor misses a committed one. P is the index key prefix. An item
+// is indexed when its hash has `terms` (JSON [[term, weight], ...], computed by libs/search).
+const INDEX_LUA = `
+local function ix_remove(P, id, itemKey)
+  local terms = redis.call('HGET', itemKey, 'terms')
+  if not terms then return end
+  for _, tw in ipairs(cjson.decode(terms)) do
+    local k = P .. 't:' .. tw[1]
+    redis.call('ZREM', k, id)
+    if redis.call('ZCARD', k) == 0 then redis.call('ZREM', P .. 'terms', tw[1]) end
+  end
+  local kind = redis.call('HGET', itemKey, 'kind')
+  redis.call('ZREM', P .. 'kind:' .. kind, id)
+  if redis.call('HINCRBY', P .. 'facet:kind', kind, -1) <= 0 then redis.call('HDEL', P .. 'facet:kind', kind) end
+  for _, t in ipairs(cjson.decode(redis.call('HGET', itemKey, 'tags') or '[]')) do
+    redis.call('ZREM', P .. 'tag:' .. t, id)
+    if tonumber(redis.call('ZINCRBY', P .. 'facet:tags', -1, t)) <= 0 then redis.call('ZREM', P .. 'facet:tags', t) end
+  end
+  redis.call('ZREM', P .. 'size', id)
+  redis.call('ZREM', P .. 'title', id)
+  redis.call('ZREM', P .. 'popular', id)
+  redis.call('HDEL', itemKey, 'terms')
+  redis.call('INCR', P .. 'gen')
+end
+local function ix_add(P, id, itemKey, terms)
+  for _, tw in ipairs(cjson.decode(terms)) do
+    redis.call('ZADD', P .. 't:' .. tw[1], tw[2], id)
+    redis.call('ZADD', P .. 'terms', 0, tw[1])
+  end
+  local kind = redis.call('HGET', itemKey, 'kind')
+  redis.call('ZADD', P .. 'kind:' .. kind, 0, id)
+  redis.call('HINCRBY', P .. 'facet:kind', kind, 1)
+  for _, t in ipairs(cjson.decode(redis.call('HGET', itemKey, 'tags') or '[]')) do
+    redis.call('ZADD', P .. 'tag:' .. t, 0, id)
+    redis.call('ZINCRBY', P .. 'facet:tags', 1, t)
+  end
+  redis.call('ZADD', P .. 'size', redis.call('HGET', itemKey, 'size'), id)
+  redis.call('ZADD', P .. 'title', redis.call('HGET', itemKey, 'titleKey') or 0, id)
+  redis.call('ZADD', P .. 'popular', redis.call('HGET', itemKey, 'downloads') or 0, id)
+  redis.call('HSET', itemKey, 'terms', terms)
+  redis.call('INCR', P .. 'gen')
+end
+`;
+
 // KEYS: uploads, uploadTokens, blob:<sha>, item:<id>, itemsByCreated, libraryEvents, blobTrash
-// ARGV: leaseId, candidateKey, size, createdAtMs, maxlen, item fields (JSON array)...
+// ARGV: leaseId, candidateKey, size, createdAtMs, maxlen, item fields (JSON array), index prefix, terms
 // Returns {blobKey, deduped}. Fails with LEASE_LOST when the sweeper already took the upload.
-const COMMIT_UPLOAD = `
+const COMMIT_UPLOAD = INDEX_LUA + `
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return redis.error_reply('LEASE_LOST upload lease expired')
 end
@@ -76,18 +126,20 @@ redis.call('HSET', KEYS[4], unpack(fields))
 redis.call('HSET', KEYS[4], 'blobKey', blobKey)
 local id = redis.call('HGET', KEYS[4], 'id')
 redis.call('ZADD', KEYS[5], ARGV[4], id)
+ix_add(ARGV[7], id, KEYS[4], ARGV[8])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'type', 'item.created', 'id', id, 'at', redis.call('HGET', KEYS[4], 'createdAt'))
 return {blobKey, deduped}
 `;
 
 // KEYS: item:<id>, itemsByCreated, libraryEvents, blobTrash
-// ARGV: blobPrefix, nowMs, atIso, maxlen
+// ARGV: blobPrefix, nowMs, atIso, maxlen, index prefix
 // Returns nil when the item does not exist, else {blobKey, lastReference(0|1)}.
-const DELETE_ITEM = `
+const DELETE_ITEM = INDEX_LUA + `
 local sha = redis.call('HGET', KEYS[1], 'sha256')
 if not sha then return nil end
 local id = redis.call('HGET', KEYS[1], 'id')
 local blobKey = redis.call('HGET', KEYS[1], 'blobKey')
+ix_remove(ARGV[5], id, KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], id)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'type', 'item.deleted', 'id', id, 'at', ARGV[3])
@@ -101,18 +153,35 @@ end
 return {blobKey, 0}
 `;
 
-// KEYS: item:<id>, libraryEvents   ARGV: atIso, maxlen, fields (JSON array)
-const UPDATE_ITEM = `
+// KEYS: item:<id>, libraryEvents   ARGV: atIso, maxlen, fields (JSON array), index prefix, terms,
+// expected updatedAt. Terms come from the item as it will be; -1 when it changed since it was read.
+const UPDATE_ITEM = INDEX_LUA + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'updatedAt') ~= ARGV[6] then return -1 end
+local id = redis.call('HGET', KEYS[1], 'id')
+ix_remove(ARGV[4], id, KEYS[1])
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
+ix_add(ARGV[4], id, KEYS[1], ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'item.updated', 'id', redis.call('HGET', KEYS[1], 'id'), 'at', ARGV[1])
 return 1
 `;
 
-// KEYS: item:<id>   Counts a download only for an item that still exists.
+// KEYS: item:<id>, popular sort set   Counts a download only for an item that still exists.
 const COUNT_DOWNLOAD = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HINCRBY', KEYS[1], 'downloads', 1)
+local n = redis.call('HINCRBY', KEYS[1], 'downloads', 1)
+if redis.call('HEXISTS', KEYS[1], 'terms') == 1 then redis.call('ZADD', KEYS[2], n, redis.call('HGET', KEYS[1], 'id')) end
+return n
+`;
+
+// KEYS: item:<id>   ARGV: index prefix, terms   (Re)indexes one item: used by \`npm run reindex\`.
+const REINDEX_ITEM = INDEX_LUA + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local id = redis.call('HGET', KEYS[1], 'id')
+ix_remove(ARGV[1], id, KEYS[1])
+redis.call('HSET', KEYS[1], 'titleKey', ARGV[3])
+ix_add(ARGV[1], id, KEYS[1], ARGV[2])
+return 1
 `;
 
 
@@ -185,6 +254,8 @@ export class RedisLibraryState {
         String(Date.parse(item.createdAt)),
         String(LIBRARY_EVENTS_MAXLEN),
         JSON.stringify(fields),
+        keys.indexPrefix,
+        termsOf(item),
       )) as [string, number];
       return { blobKey, deduped: deduped === 1 };
     });
@@ -210,38 +281,49 @@ export class RedisLibraryState {
     });
   }
 
-  /** Newest first, `limit` items after `cursor`. */
-  listByCreated(limit: number, cursor?: ListCursor): Promise<{ items: StoredItem[]; next: ListCursor | null }> {
-    return withRedis(async () => {
-      const max = cursor ? String(cursor.score) : '+inf';
-      // Items with the cursor's score that come at or before it are skipped below, so fetch a few more.
-      const raw = await this.redis.zrevrangebyscore(keys.itemsByCreated, max, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 64);
-      const page: ListCursor[] = [];
-      for (let i = 0; i < raw.length && page.length < limit + 1; i += 2) {
-        const id = raw[i]!;
-        const score = Number(raw[i + 1]);
-        if (cursor && score === cursor.score && id >= cursor.id) continue;
-        page.push({ id, score });
+  /**
+   * Applies a change to an item, re-indexes it and records the event, in one step; false when the
+   * item does not exist. The new index terms come from the item as changed; if another change lands
+   * between reading and writing, the step is retried on the fresh item.
+   */
+  async updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.getItem(id);
+      if (!current) return false;
+      const at = new Date().toISOString();
+      const next = { ...current, ...changes, updatedAt: changes.updatedAt ?? at };
+      const fields: string[] = [];
+      for (const [k, v] of Object.entries({ ...changes, updatedAt: next.updatedAt, titleKey: titleSortKey(next.title) })) {
+        if (v === undefined) continue;
+        fields.push(k, typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v));
       }
-      const hasMore = page.length > limit;
-      const slice = page.slice(0, limit);
-      const items = await this.getItems(slice.map((p) => p.id));
-      return { items, next: hasMore ? slice[slice.length - 1]! : null };
-    });
+      const res = await withRedis(async () =>
+        this.redis.eval(UPDATE_ITEM, 2, keys.item(id), keys.libraryEvents, at, String(LIBRARY_EVENTS_MAXLEN), JSON.stringify(fields), keys.indexPrefix, termsOf(next), current.updatedAt),
+      );
+      if (res === 1) return true;
+      if (res === 0) return false;
+    }
+    throw new Error('item changed too often while updating');
   }
 
-  /** Applies a change to an item and records the event; false when the item does not exist. */
-  updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean> {
-    const fields: string[] = [];
-    for (const [k, v] of Object.entries(changes)) {
-      if (v === undefined) continue;
-      fields.push(k, typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v));
+  /** Rebuilds one item's index entries from its stored fields; false when it does not exist. */
+  reindexItem(item: StoredItem): Promise<boolean> {
+    return withRedis(async () => (await this.redis.eval(REINDEX_ITEM, 1, keys.item(item.id), keys.indexPrefix, termsOf(item), String(titleSortKey(item.title)))) === 1);
+  }
+
+  /** Deletes every index key (for a rebuild); items are untouched. */
+  async dropIndex(): Promise<number> {
+    let dropped = 0;
+    for await (const batch of this.redis.scanStream({ match: `${keys.indexPrefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
+      if (batch.length) dropped += await this.redis.unlink(...batch);
     }
-    const at = new Date().toISOString();
-    if (!changes.updatedAt) fields.push('updatedAt', at);
-    return withRedis(async () =>
-      (await this.redis.eval(UPDATE_ITEM, 2, keys.item(id), keys.libraryEvents, at, String(LIBRARY_EVENTS_MAXLEN), JSON.stringify(fields))) === 1,
-    );
+    // Items keep a `terms` field while indexed: clear it so the rebuild does not remove twice.
+    for await (const ids of this.redis.zscanStream(keys.itemsByCreated, { count: 1000 }) as AsyncIterable<string[]>) {
+      const pipe = this.redis.pipeline();
+      for (let i = 0; i < ids.length; i += 2) pipe.hdel(keys.item(ids[i]!), 'terms');
+      await pipe.exec();
+    }
+    return dropped;
   }
 
   /**
@@ -261,6 +343,7 @@ export class RedisLibraryState {
         String(Date.now()),
         new Date().toISOString(),
         String(LIBRARY_EVENTS_MAXLEN),
+        keys.indexPrefix,
       )) as [string, number] | null;
       if (!res) throw notFound('No such item');
       return { blobKey: res[0], lastReference: res[1] === 1 };
@@ -270,7 +353,7 @@ export class RedisLibraryState {
   /** Counts one download of an item (for `popular`); no-op when it was deleted meanwhile. */
   countDownload(id: string): Promise<void> {
     return withRedis(async () => {
-      await this.redis.eval(COUNT_DOWNLOAD, 1, keys.item(id));
+      await this.redis.eval(COUNT_DOWNLOAD, 2, keys.item(id), keys.index.popular);
     });
   }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { decodeCursor, encodeCursor, publicItem, type Item, type ItemKind, type ItemPatch, type ListCursor, type StoredItem } from '@nondivy/contracts';
+import { publicItem, type Item, type ItemKind, type ItemPatch, type StoredItem } from '@nondivy/contracts';
 import { AppError, forbidden, notFound, tooLarge } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import type { FileHandle } from 'node:fs/promises';
@@ -26,7 +26,6 @@ export interface LibraryStateStore {
   expiredUploads(now: number, limit?: number): Promise<{ leaseId: string; token: string | null }[]>;
   commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean }>;
   getItem(id: string): Promise<StoredItem | null>;
-  listByCreated(limit: number, cursor?: ListCursor): Promise<{ items: StoredItem[]; next: ListCursor | null }>;
   updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean>;
   deleteItem(id: string): Promise<{ blobKey: string; lastReference: boolean }>;
   countDownload(id: string): Promise<void>;
@@ -220,12 +219,6 @@ export class Library {
 
   async get(id: string): Promise<Item> {
     return publicItem(await this.stored(id));
-  }
-
-  /** Newest first, paged by an opaque cursor. */
-  async list(limit: number, cursor?: string): Promise<{ items: Item[]; nextCursor: string | null }> {
-    const { items, next } = await this.state.listByCreated(limit, cursor === undefined ? undefined : decodeCursor(cursor));
-    return { items: items.map(publicItem), nextCursor: next ? encodeCursor(next) : null };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CatalogConfig } from '@nondivy/config';
-import { decodeCursor, encodeCursor, Item, ItemId, ItemList, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, publicItem } from '@nondivy/contracts';
+import { Facets, Item, ItemId, ItemList, publicItem, SearchQuery } from '@nondivy/contracts';
+import { CatalogSearch } from './search.js';
 import { notFound } from '@nondivy/errors';
 import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
 import type { Logger } from '@nondivy/log';
@@ -15,8 +16,8 @@ export interface CatalogDeps {
 }
 
 /**
- * Builds the catalog service (internal HTTP) without listening. It owns the library's item store in
- * Redis and answers read queries over it for other services; search and facets build on this.
+ * Builds the catalog service (internal HTTP) without listening. It owns the search index over the
+ * library's item store in Redis and answers searches, browsing and facets for the gateway.
  */
 export async function buildCatalog(_config: CatalogConfig, deps: CatalogDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -38,23 +39,10 @@ export async function buildCatalog(_config: CatalogConfig, deps: CatalogDeps): P
   });
 
   const items = new RedisLibraryState(deps.redis);
+  const search = new CatalogSearch(deps.redis);
   const api = app.withTypeProvider<ZodTypeProvider>();
-  api.get(
-    '/internal/v1/items',
-    {
-      schema: {
-        querystring: z.strictObject({
-          limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
-          cursor: z.string().max(200).optional(),
-        }),
-        response: { 200: ItemList },
-      },
-    },
-    async (req) => {
-      const page = await items.listByCreated(req.query.limit, req.query.cursor ? decodeCursor(req.query.cursor) : undefined);
-      return { items: page.items.map(publicItem), nextCursor: page.next ? encodeCursor(page.next) : null };
-    },
-  );
+  api.get('/internal/v1/search', { schema: { querystring: SearchQuery, response: { 200: ItemList } } }, async (req) => search.search(req.query));
+  api.get('/internal/v1/facets', { schema: { querystring: SearchQuery, response: { 200: Facets } } }, async (req) => search.facets(req.query));
   api.get('/internal/v1/items/:id', { schema: { params: z.object({ id: ItemId }), response: { 200: Item } } }, async (req) => {
     const item = await items.getItem(req.params.id);
     if (!item) throw notFound('No such item');

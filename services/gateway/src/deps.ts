@@ -3,6 +3,7 @@ import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUserStore, type Redis } from '@nondivy/state';
 import { createBlobStore, Library, type BlobStore } from '@nondivy/storage';
+import { CatalogClient } from './catalog-client.js';
 
 /** What the gateway is built from: real clients in production, the same real clients in tests. */
 export interface GatewayDeps {
@@ -11,6 +12,7 @@ export interface GatewayDeps {
   blobs: BlobStore;
   library: Library;
   auth: AuthService;
+  catalog: CatalogClient;
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
@@ -31,5 +33,5 @@ export async function createGatewayDeps(config: GatewayConfig, log: Logger, redi
     maxFailures: config.auth.maxLoginFailures,
     lockSeconds: config.auth.lockSeconds,
   });
-  return { log, redis, blobs, library, auth };
+  return { log, redis, blobs, library, auth, catalog: new CatalogClient(config.catalogUrl) };
 }

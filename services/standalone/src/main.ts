@@ -39,7 +39,7 @@ async function main() {
   try {
     const catalog = await startCatalog({ ...catalogConfig, redis: { url: redisUrl } }, log.child({ component: 'catalog' }), redis);
     closers.push(catalog.close);
-    const gateway = await startGateway({ ...gatewayConfig, redis: { url: redisUrl } }, log.child({ component: 'gateway' }), redis);
+    const gateway = await startGateway({ ...gatewayConfig, redis: { url: redisUrl }, catalogUrl: catalog.url }, log.child({ component: 'gateway' }), redis);
     closers.push(gateway.close);
     log.info({ url: gateway.url, docs: `${gateway.url}/docs`, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
   } catch (err) {

@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Multipart } from '@fastify/multipart';
-import { Item, ItemId, ItemList, ItemPatch, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, UploadFields } from '@nondivy/contracts';
+import { Facets, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
 import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
 import { contentDispositionFor, MAX_MULTIPART_RANGES, parseRange, pumpFile, type Range } from '@nondivy/http';
 import { isInlineSafe, type StagedUpload } from '@nondivy/storage';
@@ -24,12 +24,6 @@ const MULTIPART_OVERHEAD = 256 * 1024;
 const TEXT_FIELDS = new Set(['title', 'kind', 'tags', 'description']);
 
 const IdParams = z.object({ id: ItemId });
-
-const BrowseQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
-  cursor: z.string().max(200).optional(),
-  sort: z.literal('new').default('new'),
-});
 
 const ContentQuery = z.strictObject({ download: z.enum(['0', '1']).optional() });
 
@@ -184,8 +178,21 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
 
   app.get(
     '/library',
-    { schema: { tags: ['library'], summary: 'Browse the library, newest first', querystring: BrowseQuery, response: { 200: ItemList } } },
-    async (req) => library.list(req.query.limit, req.query.cursor),
+    {
+      schema: {
+        tags: ['library'],
+        summary: 'Search and browse: every word of q must match (the last as a prefix), accents and case ignored; filters kind and tag (repeatable); sort relevance (default with q), new (default without), title, size, popular; paged by cursor',
+        querystring: SearchQuery,
+        response: { 200: ItemList },
+      },
+    },
+    async (req) => deps.catalog.search(req.query),
+  );
+
+  app.get(
+    '/library/facets',
+    { schema: { tags: ['library'], summary: 'Counts per kind and the top tags, for the same q and filters as a search', querystring: SearchQuery, response: { 200: Facets } } },
+    async (req) => deps.catalog.facets(req.query),
   );
 
   app.get('/library/:id', { schema: { tags: ['library'], summary: 'One item', params: IdParams, response: { 200: Item } } }, async (req) =>
