@@ -1,2 +1,3 @@
 export { buildCatalog, type CatalogDeps } from './app.js';
 export { startCatalog, type RunningCatalog } from './start.js';
+export { CatalogSearch } from './search.js';
