@@ -329,3 +329,44 @@ describe('login throttling (runs last: it locks this client address out for a mo
     assert.equal(typeof (await login(server.api, 'alice', 'alice-password')), 'string');
   });
 });
+
+describe('live events', () => {
+  /** Reads server-sent events from a fetch body until `count` events arrived or `ms` passed. */
+  async function readEvents(res: Response, count: number, ms = 5000) {
+    const reader = res.body!.getReader();
+    const events: { id: string; event: string; data: { type: string; id: string } }[] = [];
+    let text = '';
+    const deadline = Date.now() + ms;
+    while (events.length < count && Date.now() < deadline) {
+      const chunk = await Promise.race([reader.read(), new Promise<null>((r) => setTimeout(() => r(null), deadline - Date.now()))]);
+      if (!chunk || chunk.done) break;
+      text += new TextDecoder().decode(chunk.value);
+      let i: number;
+      while ((i = text.indexOf('\n\n')) >= 0) {
+        const block = text.slice(0, i);
+        text = text.slice(i + 2);
+        const fields = Object.fromEntries(block.split('\n').filter((l) => /^(id|event|data):/.test(l)).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+        if (fields.event) events.push({ id: fields.id!, event: fields.event, data: JSON.parse(fields.data!) });
+      }
+    }
+    await reader.cancel();
+    return events;
+  }
+
+  it('streams item changes to connected clients, and replays what a reconnecting client missed', async () => {
+    const stream = await fetch(`${server.api}/events`);
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get('content-type')!, /^text\/event-stream/);
+    await new Promise((r) => setTimeout(r, 200));
+    const item = (await (await upload(server.api, member, Buffer.from('live'), 'live.txt')).json()) as { id: string };
+    await fetch(`${server.api}/library/${item.id}`, { method: 'PATCH', headers: { ...bearer(member), 'content-type': 'application/json' }, body: '{"title":"Live!"}' });
+    const live = await readEvents(stream, 2);
+    assert.deepEqual(live.map((e) => [e.event, e.data.id]), [['item.created', item.id], ['item.updated', item.id]]);
+
+    // While disconnected, the item is deleted; reconnecting with Last-Event-ID brings that event.
+    await fetch(`${server.api}/library/${item.id}`, { method: 'DELETE', headers: bearer(member) });
+    const again = await fetch(`${server.api}/events`, { headers: { 'last-event-id': live[1]!.id } });
+    const missed = await readEvents(again, 1);
+    assert.deepEqual(missed.map((e) => [e.event, e.data.id]), [['item.deleted', item.id]]);
+  });
+});

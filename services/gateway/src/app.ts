@@ -10,6 +10,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fast
 import type { GatewayDeps } from './deps.js';
 import { authn } from './plugins/authn.js';
 import { authRoutes } from './routes/auth.js';
+import { eventRoutes } from './routes/events.js';
 import { libraryRoutes } from './routes/library.js';
 
 /** Largest JSON body the API accepts (logins, edits): uploads go through multipart instead. */
@@ -76,9 +77,11 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   await app.register(
     async (api) => {
       await api.register(authRoutes, { deps });
+      await api.register(eventRoutes, { hub: deps.events });
       await api.register(libraryRoutes, { deps, guestUpload: config.library.guestUpload, maxUploadBytes: config.library.maxUploadBytes });
     },
     { prefix: '/api/v1' },
   );
+  app.addHook('onClose', async () => deps.events.close());
   return app;
 }

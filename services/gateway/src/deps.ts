@@ -4,6 +4,7 @@ import type { Logger } from '@nondivy/log';
 import { RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUserStore, type Redis } from '@nondivy/state';
 import { createBlobStore, Library, type BlobStore } from '@nondivy/storage';
 import { CatalogClient } from './catalog-client.js';
+import { EventHub } from './event-hub.js';
 
 /** What the gateway is built from: real clients in production, the same real clients in tests. */
 export interface GatewayDeps {
@@ -13,6 +14,7 @@ export interface GatewayDeps {
   library: Library;
   auth: AuthService;
   catalog: CatalogClient;
+  events: EventHub;
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
@@ -33,5 +35,5 @@ export async function createGatewayDeps(config: GatewayConfig, log: Logger, redi
     maxFailures: config.auth.maxLoginFailures,
     lockSeconds: config.auth.lockSeconds,
   });
-  return { log, redis, blobs, library, auth, catalog: new CatalogClient(config.catalogUrl) };
+  return { log, redis, blobs, library, auth, catalog: new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ component: 'events' })) };
 }

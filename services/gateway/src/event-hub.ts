@@ -1,0 +1,90 @@
+import { LibraryEvent } from '@nondivy/contracts';
+import type { Logger } from '@nondivy/log';
+import { keys, type Redis } from '@nondivy/state';
+
+/** One event as delivered to clients: the stream entry id (for Last-Event-ID) and the event. */
+export interface HubEvent {
+  id: string;
+  event: LibraryEvent;
+}
+
+type Listener = (e: HubEvent) => void;
+
+const BLOCK_MS = 5000;
+/** Most missed events sent to a client that reconnects with Last-Event-ID. */
+export const MAX_BACKLOG = 1000;
+
+function parseEntries(entries: [string, string[]][]): HubEvent[] {
+  const out: HubEvent[] = [];
+  for (const [id, fields] of entries) {
+    const obj: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1]!;
+    const parsed = LibraryEvent.safeParse(obj);
+    if (parsed.success) out.push({ id, event: parsed.data });
+  }
+  return out;
+}
+
+/**
+ * Fans the library event stream out to live clients (server-sent events) from ONE blocking reader
+ * per gateway, on its own Redis connection. It runs while someone listens, survives Redis outages
+ * (retrying), and can replay what a reconnecting client missed.
+ */
+export class EventHub {
+  private readonly listeners = new Set<Listener>();
+  private reader: Redis | null = null;
+  private running = false;
+  private lastId = '$';
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts delivering new events to `listener`; returns the function that stops it. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    if (!this.running) void this.loop();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Events after `afterId` still in the stream (at most MAX_BACKLOG). */
+  async backlog(afterId: string): Promise<HubEvent[]> {
+    if (!/^\d{1,20}-\d{1,20}$/.test(afterId)) return [];
+    const entries = (await this.redis.xrange(keys.libraryEvents, `(${afterId}`, '+', 'COUNT', MAX_BACKLOG)) as [string, string[]][];
+    return parseEntries(entries);
+  }
+
+  private async loop() {
+    this.running = true;
+    // Blocking reads need a connection of their own, without the shared connection's command timeout.
+    this.reader ??= this.redis.duplicate({ commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.reader.on('error', () => undefined);
+    let failures = 0;
+    while (this.listeners.size > 0 && this.reader) {
+      try {
+        const res = (await this.reader.xread('BLOCK', BLOCK_MS, 'STREAMS', keys.libraryEvents, this.lastId)) as [string, [string, string[]][]][] | null;
+        failures = 0;
+        if (!res) continue;
+        const entries = res[0]![1];
+        if (entries.length) this.lastId = entries[entries.length - 1]![0];
+        for (const e of parseEntries(entries)) for (const l of this.listeners) l(e);
+      } catch (err) {
+        if (!this.reader) break;
+        if (failures++ === 0) this.log.warn({ err: { message: (err as Error).message } }, 'event stream unavailable; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(200 * failures, 2000)));
+      }
+    }
+    this.running = false;
+  }
+
+  /** Stops reading and closes the reader's connection. */
+  close(): void {
+    this.listeners.clear();
+    const r = this.reader;
+    this.reader = null;
+    r?.disconnect();
+  }
+}
