@@ -232,7 +232,7 @@ describe('over HTTP', () => {
   let token: string;
 
   before(async () => {
-    catalog = await buildCatalog(loadCatalogConfig({}), { log, redis: client });
+    catalog = await buildCatalog(loadCatalogConfig({}), { log, redis: client, blobs: (await createGatewayDeps(loadGatewayConfig({ NONDIVY_DATA_DIR: blobs.path }), log, client)).blobs });
     await catalog.listen({ host: '127.0.0.1', port: 0 });
     const catalogUrl = `http://127.0.0.1:${(catalog.server.address() as { port: number }).port}`;
     const config = loadGatewayConfig({ NONDIVY_DATA_DIR: blobs.path, REDIS_URL: redis.url, NONDIVY_CATALOG_URL: catalogUrl, NONDIVY_ADMIN_PASSWORD: 'admin-password' });

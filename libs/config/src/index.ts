@@ -46,6 +46,7 @@ const gatewayVars = {
 
 const catalogVars = {
   ...commonVars,
+  ...blobVars,
   NONDIVY_CATALOG_HOST: z.string().default('0.0.0.0'),
   NONDIVY_CATALOG_PORT: port.default(8081),
 };
@@ -78,6 +79,8 @@ export interface CatalogConfig {
   siteName: string;
   dataDir: string;
   redis: RedisConfig;
+  /** The catalog reads items' bytes to extract their metadata. */
+  blobs: BlobConfig;
   http: { host: string; port: number };
 }
 
@@ -127,12 +130,14 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
 
 /** The catalog service's configuration, validated once at start-up. */
 export function loadCatalogConfig(env: NodeJS.ProcessEnv = process.env): CatalogConfig {
-  const e = parseEnv(z.object(catalogVars), env);
+  const e = parseEnv(z.object(catalogVars), env, requireS3);
+  const dataDir = absolute(e.NONDIVY_DATA_DIR);
   return {
     logLevel: e.LOG_LEVEL,
     siteName: e.NONDIVY_SITE_NAME,
-    dataDir: absolute(e.NONDIVY_DATA_DIR),
+    dataDir,
     redis: { url: e.REDIS_URL },
+    blobs: blobConfig(e, dataDir),
     http: { host: e.NONDIVY_CATALOG_HOST, port: e.NONDIVY_CATALOG_PORT },
   };
 }

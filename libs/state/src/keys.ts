@@ -48,6 +48,10 @@ export const keys = {
     /** Cached query results (sorted sets with a short TTL). */
     cache: (hash: string) => `${PREFIX}ix:q:${hash}`,
   },
+  /** Consumer group of the enrichment worker on the library event stream. */
+  enrichmentGroup: 'enrichment',
+  /** Hash: item id → JSON {reason, at, attempts} of enrichment work given up after retries. */
+  enrichmentParked: `${PREFIX}enrich:parked`,
   /** Hash: site-wide facts (site id, schema version). */
   site: `${PREFIX}site`,
 } as const;

@@ -6,6 +6,7 @@ import { notFound } from '@nondivy/errors';
 import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
 import type { Logger } from '@nondivy/log';
 import { RedisLibraryState, redisReady, type Redis } from '@nondivy/state';
+import type { BlobStore } from '@nondivy/storage';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -13,6 +14,7 @@ import { z } from 'zod';
 export interface CatalogDeps {
   log: Logger;
   redis: Redis;
+  blobs: BlobStore;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function buildCatalog(_config: CatalogConfig, deps: CatalogDeps): P
       redis: async () => {
         if (!(await redisReady(deps.redis))) throw new Error('redis does not answer');
       },
+      blobs: () => deps.blobs.ready(),
     },
   });
 

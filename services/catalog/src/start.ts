@@ -1,8 +1,10 @@
 import type { CatalogConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { type Redis, waitForRedis } from '@nondivy/state';
+import { createBlobStore } from '@nondivy/storage';
 import type { FastifyInstance } from 'fastify';
 import { buildCatalog } from './app.js';
+import { EnrichmentWorker } from './enrichment.js';
 
 export interface RunningCatalog {
   app: FastifyInstance;
@@ -10,13 +12,24 @@ export interface RunningCatalog {
   close(): Promise<void>;
 }
 
-/** Waits for Redis, builds and listens. */
+/** Waits for Redis, opens the blob store, starts the enrichment worker, builds and listens. */
 export async function startCatalog(config: CatalogConfig, log: Logger, redis: Redis): Promise<RunningCatalog> {
   await waitForRedis(redis, log);
-  const app = await buildCatalog(config, { log, redis });
+  const blobs = await createBlobStore(config.blobs, log);
+  const worker = new EnrichmentWorker({ redis, blobs, log: log.child({ component: 'enrichment' }) });
+  worker.start();
+  const app = await buildCatalog(config, { log, redis, blobs });
   await app.listen({ host: config.http.host, port: config.http.port });
   const port = (app.server.address() as { port: number }).port;
   const url = `http://127.0.0.1:${port}`;
   log.info({ url }, 'catalog listening');
-  return { app, url, close: () => app.close() };
+  return {
+    app,
+    url,
+    close: async () => {
+      await app.close();
+      await worker.stop();
+      await blobs.close();
+    },
+  };
 }
