@@ -15,6 +15,7 @@ import { createLogger } from '@nondivy/log';
 import { freePort } from '@nondivy/standalone';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@nondivy/storage';
 import { randomBytes } from 'node:crypto';
+import { searchBench } from './search.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MiB = 1024 * 1024;
@@ -22,6 +23,9 @@ const SIZE = byteSize.parse(process.env.BENCH_SIZE ?? '1GiB');
 const DRIVERS = (process.env.BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.trim()) as ('fs' | 's3')[];
 /** Each figure is the best of this many runs: on a busy 2-core machine noise only ever slows a run. */
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/** Which parts to run: transfers (1 GiB through the gateway) and/or search (catalogue). */
+const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search').split(',').map((p) => p.trim());
+const SEARCH_ITEMS = Number(process.env.BENCH_SEARCH_ITEMS ?? 100_000);
 /**
  * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
  * deployment. BENCH_DIR=/dev/shm takes the disk out and compares CPU costs alone.
@@ -187,6 +191,18 @@ http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path ${dir};
 }
 
 async function main() {
+  if (PARTS.includes('transfer')) await transfers();
+  if (PARTS.includes('search')) {
+    const r = await searchBench(work, SEARCH_ITEMS, startChild);
+    console.log(`\nNondivy bench — catalogue of ${SEARCH_ITEMS} items`);
+    console.log(`commit (item + index + event, 32 concurrent): ${r.indexRate.toFixed(0)} items/s`);
+    console.log('query (distinct, uncached)                p50 ms  p99 ms   aim p99 < 10');
+    for (const row of r.rows) console.log(`${row[0]!.padEnd(40)}  ${row[1]!.padStart(6)}  ${row[2]!.padStart(6)}`);
+    console.log(`through the gateway, 32 concurrent clients: ${r.qps.toFixed(0)} queries/s (aim 1000), ${r.errors} errors`);
+  }
+}
+
+async function transfers() {
   const file = join(work, 'payload.bin');
   makeFile(file, SIZE);
   const rows: string[][] = [];

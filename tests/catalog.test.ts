@@ -4,7 +4,9 @@
  * on edit and delete, rebuild; and through HTTP: bad input and a catalog that is down.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { buildCatalog, CatalogSearch } from '@nondivy/catalog';
@@ -20,6 +22,7 @@ import { bearer, login, upload } from './helpers/http.js';
 import { startRedis, tempDir, type TestRedis } from './helpers/infra.js';
 
 const log = createLogger('test', 'silent');
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const admin = { username: 'admin', role: 'admin' as const };
 
 // A realistic corpus: titles built from word lists, kinds and tags that go with them.
@@ -222,6 +225,15 @@ describe('rebuilding the index', () => {
     assert.equal(indexed, (await all({})).length);
     const afterRebuild = await Promise.all(probes.map((p) => q(p)));
     assert.deepEqual(afterRebuild.map((r) => r.items.map((i) => i.id)), beforeRebuild.map((r) => r.items.map((i) => i.id)));
+  });
+});
+
+describe('npm run reindex', () => {
+  it('rebuilds the index of the site named by REDIS_URL and reports how many items', () => {
+    const res = spawnSync(process.execPath, ['dist/reindex.mjs'], { cwd: ROOT, env: { PATH: process.env.PATH, REDIS_URL: redis.url }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(res.status, 0, res.stderr);
+    const line = res.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; items?: number }).find((l) => l.msg === 'index rebuilt');
+    assert.ok(line && line.items === corpus.length - 1, `rebuilt ${line?.items} of ${corpus.length - 1}`);
   });
 });
 

@@ -37,6 +37,8 @@ function toFields(item: StoredItem): string[] {
 /** The item's index terms as the scripts store them: JSON [[term, weight], ...]. */
 const termsOf = (item: IndexableItem) => JSON.stringify([...termWeights(item)]);
 
+const ITEM_FIELDS = ['id', 'title', 'kind', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'uploadedBy', 'downloads', 'meta'] as const;
+
 function fromHash(h: Record<string, string>): StoredItem | null {
   if (!h.id || !h.sha256) return null;
   return {
@@ -265,16 +267,22 @@ export class RedisLibraryState {
     return withRedis(async () => fromHash(await this.redis.hgetall(keys.item(id))));
   }
 
+  /** Several items in one round trip, in the order asked, skipping those that no longer exist. */
   getItems(ids: string[]): Promise<StoredItem[]> {
     return withRedis(async () => {
       if (ids.length === 0) return [];
+      // Only the item's own fields: not its index terms, which can be long.
       const pipe = this.redis.pipeline();
-      for (const id of ids) pipe.hgetall(keys.item(id));
+      for (const id of ids) pipe.hmget(keys.item(id), ...ITEM_FIELDS);
       const results = (await pipe.exec()) ?? [];
       const items: StoredItem[] = [];
-      for (const [err, h] of results) {
+      for (const [err, values] of results) {
         if (err) throw err;
-        const item = fromHash(h as Record<string, string>);
+        const h: Record<string, string> = {};
+        (values as (string | null)[]).forEach((v, i) => {
+          if (v !== null) h[ITEM_FIELDS[i]!] = v;
+        });
+        const item = fromHash(h);
         if (item) items.push(item);
       }
       return items;

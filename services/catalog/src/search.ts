@@ -16,14 +16,6 @@ const TOP_TAGS = 20;
 
 const ix = keys.index;
 
-interface Plan {
-  /** The sorted set to page through (a cached intersection, or a whole sort set). */
-  key: string;
-  descending: boolean;
-  /** False when the query can match nothing (a prefix no term has). */
-  possible: boolean;
-}
-
 interface Cursor {
   score: number;
   id: string;
@@ -44,6 +36,81 @@ function decodeCursor(raw: string): Cursor {
   }
   throw badInput('Invalid cursor');
 }
+
+/**
+ * The whole query in one script: prefix expansion (cached union), the intersection of words,
+ * filters and sort order (cached under the index generation and the query's signature), the rank of
+ * the cursor's item, and one page. ARGV: index prefix, sort key, relevance 0|1, descending 0|1,
+ * limit, cursor id, cursor score, ttl, max expansion, signature, prefix, kind, word count, words…, tags….
+ * Returns {0} when nothing can match, else {total, result key, {id, score, …}}.
+ */
+const SEARCH_LUA = `
+local P, sortKey, rel, desc = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4] == '1'
+local limit, curId, curScore, ttl, maxExp = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local signature, prefix, kind, nWords = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
+local gen = redis.call('GET', P .. 'gen') or '0'
+local w = rel and 1 or 0
+local inputs, weights = {}, {}
+for i = 1, nWords do
+  table.insert(inputs, P .. 't:' .. ARGV[13 + i]); table.insert(weights, w)
+end
+if prefix ~= '' then
+  local terms = redis.call('ZRANGEBYLEX', P .. 'terms', '[' .. prefix, '[' .. prefix .. '\\255', 'LIMIT', 0, maxExp)
+  if #terms == 0 then return {0} end
+  if #terms == 1 then
+    table.insert(inputs, P .. 't:' .. terms[1])
+  else
+    local union = P .. 'q:p:' .. gen .. ':' .. prefix
+    if redis.call('EXISTS', union) == 0 then
+      local args = {union, #terms}
+      for _, t in ipairs(terms) do table.insert(args, P .. 't:' .. t) end
+      table.insert(args, 'AGGREGATE'); table.insert(args, 'MAX')
+      redis.call('ZUNIONSTORE', unpack(args))
+      redis.call('EXPIRE', union, ttl)
+    end
+    table.insert(inputs, union)
+  end
+  table.insert(weights, w)
+end
+if kind ~= '' then table.insert(inputs, P .. 'kind:' .. kind); table.insert(weights, 0) end
+for i = 14 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
+local key = sortKey
+if #inputs > 0 then
+  table.insert(inputs, sortKey)
+  -- Relevance ties go to the newest: creation time in ms times 1e-13 stays below one point.
+  table.insert(weights, rel and '1e-13' or '1')
+  key = P .. 'q:r:' .. gen .. ':' .. signature
+  if redis.call('EXISTS', key) == 0 then
+    local args = {key, #inputs}
+    for _, k in ipairs(inputs) do table.insert(args, k) end
+    table.insert(args, 'WEIGHTS')
+    for _, x in ipairs(weights) do table.insert(args, x) end
+    table.insert(args, 'AGGREGATE'); table.insert(args, 'SUM')
+    redis.call('ZINTERSTORE', unpack(args))
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+local total = redis.call('ZCARD', key)
+if limit == 0 then return {total, key, {}} end
+local start = 0
+local rows = nil
+if curId ~= '' then
+  local rank
+  if desc then rank = redis.call('ZREVRANK', key, curId) else rank = redis.call('ZRANK', key, curId) end
+  if rank then
+    start = rank + 1
+  elseif desc then
+    rows = redis.call('ZREVRANGEBYSCORE', key, '(' .. curScore, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+  else
+    rows = redis.call('ZRANGEBYSCORE', key, '(' .. curScore, '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+  end
+end
+if not rows then
+  if desc then rows = redis.call('ZREVRANGE', key, start, start + limit, 'WITHSCORES')
+  else rows = redis.call('ZRANGE', key, start, start + limit, 'WITHSCORES') end
+end
+return {total, key, rows}
+`;
 
 /**
  * Search, browse and facets over the index that libs/state maintains in Redis (plain sorted sets: one
@@ -72,81 +139,48 @@ export class CatalogSearch {
     }
   }
 
-  /** Works out which sorted set answers the query, computing (or reusing) the intersection. */
-  private async plan(query: SearchQuery, forFacets = false): Promise<Plan> {
+  /**
+   * Runs the query in Redis in one round trip (SEARCH_LUA): the result set's key, how many match,
+   * and one page of ids with scores. `possible` is false when no item can match.
+   */
+  private async run(query: SearchQuery, limit: number, cursor?: Cursor): Promise<{ possible: boolean; key: string; total: number; rows: string[] }> {
     const text = query.q ?? '';
     const parsed = parseQuery(text);
     const hasQuery = text.trim() !== '';
-    if (hasQuery && parsed.words.length === 0 && !parsed.prefix) return { key: '', descending: true, possible: false };
+    if (hasQuery && parsed.words.length === 0 && !parsed.prefix) return { possible: false, key: '', total: 0, rows: [] };
     const sort = query.sort ?? (hasQuery ? 'relevance' : 'new');
-    const relevance = sort === 'relevance';
-    const descending = sort !== 'title';
-    const sortKey = this.sortKey(sort);
-
-    const inputs: [string, number][] = parsed.words.map((w) => [ix.term(w), relevance ? 1 : 0]);
-    const generation = (await this.redis.get(ix.generation)) ?? '0';
-    if (parsed.prefix) {
-      const terms = await this.redis.zrangebylex(ix.terms, `[${parsed.prefix}`, `[${parsed.prefix}\xff`, 'LIMIT', 0, MAX_PREFIX_EXPANSION);
-      if (terms.length === 0) return { key: '', descending, possible: false };
-      if (terms.length === 1) {
-        inputs.push([ix.term(terms[0]!), relevance ? 1 : 0]);
-      } else {
-        const union = ix.cache(`p:${generation}:${parsed.prefix}`);
-        if (!(await this.redis.exists(union))) {
-          await this.redis
-            .multi()
-            .zunionstore(union, terms.length, ...terms.map((t) => ix.term(t)), 'AGGREGATE', 'MAX')
-            .expire(union, RESULT_TTL_SECONDS)
-            .exec();
-        }
-        inputs.push([union, relevance ? 1 : 0]);
-      }
-    }
-    if (query.kind) inputs.push([ix.kind(query.kind), 0]);
-    for (const tag of query.tag ?? []) inputs.push([ix.tag(tag), 0]);
-    if (inputs.length === 0) return { key: forFacets ? keys.itemsByCreated : sortKey, descending, possible: true };
-
-    // Relevance ties go to the newest: creation time in ms times 1e-13 stays below one point.
-    inputs.push([sortKey, relevance ? 1e-13 : 1]);
-    const signature = JSON.stringify(inputs);
-    const key = ix.cache(`r:${generation}:${createHash('sha1').update(signature).digest('base64url')}`);
-    if (!(await this.redis.exists(key))) {
-      await this.redis
-        .multi()
-        .zinterstore(key, inputs.length, ...inputs.map(([k]) => k), 'WEIGHTS', ...inputs.map(([, w]) => w), 'AGGREGATE', 'SUM')
-        .expire(key, RESULT_TTL_SECONDS)
-        .exec();
-    }
-    return { key, descending, possible: true };
+    const tags = query.tag ?? [];
+    const signature = createHash('sha1').update(JSON.stringify([parsed.words, parsed.prefix, query.kind ?? '', tags, sort])).digest('base64url');
+    const res = (await this.redis.eval(
+      SEARCH_LUA,
+      0,
+      keys.indexPrefix,
+      this.sortKey(sort),
+      sort === 'relevance' ? '1' : '0',
+      sort === 'title' ? '0' : '1',
+      String(limit),
+      cursor?.id ?? '',
+      cursor ? String(cursor.score) : '',
+      String(RESULT_TTL_SECONDS),
+      String(MAX_PREFIX_EXPANSION),
+      signature,
+      parsed.prefix ?? '',
+      query.kind ?? '',
+      String(parsed.words.length),
+      ...parsed.words,
+      ...tags,
+    )) as [number] | [number, string, string[]];
+    if (res.length === 1) return { possible: false, key: '', total: 0, rows: [] };
+    return { possible: true, total: res[0], key: res[1]!, rows: res[2]! };
   }
 
   /** One page of matches, in the requested order. */
   search(query: SearchQuery): Promise<{ items: Item[]; nextCursor: string | null; total: number }> {
     const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     return withRedis(async () => {
-      const plan = await this.plan(query);
-      if (!plan.possible) return { items: [], nextCursor: null, total: 0 };
-      const limit = query.limit;
-      let start = 0;
-      let raw: string[];
-      const total = await this.redis.zcard(plan.key);
-      if (cursor) {
-        const rank = plan.descending ? await this.redis.zrevrank(plan.key, cursor.id) : await this.redis.zrank(plan.key, cursor.id);
-        if (rank !== null) {
-          start = rank + 1;
-        } else {
-          // The last item seen left the results: continue after its score.
-          const bound = `(${cursor.score}`;
-          raw = plan.descending
-            ? await this.redis.zrevrangebyscore(plan.key, bound, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
-            : await this.redis.zrangebyscore(plan.key, bound, '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1);
-          return this.page(raw, limit, total);
-        }
-      }
-      raw = plan.descending
-        ? await this.redis.zrevrange(plan.key, start, start + limit, 'WITHSCORES')
-        : await this.redis.zrange(plan.key, String(start), String(start + limit), 'WITHSCORES');
-      return this.page(raw, limit, total);
+      const { possible, total, rows } = await this.run(query, query.limit, cursor);
+      if (!possible) return { items: [], nextCursor: null, total: 0 };
+      return this.page(rows, query.limit, total);
     });
   }
 
@@ -163,9 +197,8 @@ export class CatalogSearch {
   /** Counts per kind and the top tags among the matches of `query` (sort and paging ignored). */
   facets(query: SearchQuery): Promise<Facets> {
     return withRedis(async () => {
-      const plan = await this.plan({ ...query, sort: 'new', cursor: undefined }, true);
-      if (!plan.possible) return { total: 0, kinds: {}, tags: [] };
-      if (plan.key === keys.itemsByCreated) {
+      const filtered = (query.q ?? '').trim() !== '' || query.kind !== undefined || (query.tag?.length ?? 0) > 0;
+      if (!filtered) {
         const [total, kinds, tags] = await Promise.all([
           this.redis.zcard(keys.itemsByCreated),
           this.redis.hgetall(ix.kindCounts),
@@ -175,15 +208,16 @@ export class CatalogSearch {
         for (let i = 0; i < tags.length; i += 2) tagList.push({ tag: tags[i]!, count: Number(tags[i + 1]) });
         return { total, kinds: Object.fromEntries(Object.entries(kinds).map(([k, v]) => [k, Number(v)]).filter(([, v]) => (v as number) > 0)), tags: tagList };
       }
-      const total = await this.redis.zcard(plan.key);
+      const { possible, key, total } = await this.run({ ...query, sort: 'new', cursor: undefined }, 0);
+      if (!possible) return { total: 0, kinds: {}, tags: [] };
       const kindPipe = this.redis.pipeline();
-      for (const kind of ITEM_KINDS) kindPipe.call('ZINTERCARD', 2, plan.key, ix.kind(kind));
+      for (const kind of ITEM_KINDS) kindPipe.call('ZINTERCARD', 2, key, ix.kind(kind));
       const kindCounts = ((await kindPipe.exec()) ?? []).map(([err, n]) => {
         if (err) throw err;
         return Number(n);
       });
       const kinds = Object.fromEntries(ITEM_KINDS.map((k, i) => [k, kindCounts[i]!]).filter(([, n]) => (n as number) > 0));
-      return { total, kinds, tags: await this.tagFacets(plan.key, total) };
+      return { total, kinds, tags: await this.tagFacets(key, total) };
     });
   }
 

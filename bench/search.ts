@@ -1,0 +1,121 @@
+/**
+ * Catalogue benchmark: commit ITEMS items (item + index in one transaction each, 32 at a time), then
+ * query latency p50/p99 over distinct 1-, 2- and 3-word queries with and without filters (the
+ * catalog's search in-process, each query new to the cache), then queries per second through the
+ * gateway's HTTP API with 32 concurrent clients.
+ */
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CatalogSearch } from '@nondivy/catalog';
+import type { SearchQuery } from '@nondivy/contracts';
+import { createLogger } from '@nondivy/log';
+import { createRedis, RedisLibraryState, waitForRedis } from '@nondivy/state';
+import { freePort } from '@nondivy/standalone';
+import { newItemId } from '@nondivy/storage';
+
+const WORDS = 'shadow river night garden empire winter silver journey ocean fire stone dream city forest storm light song mountain secret star north tale blood glass iron moon queen king road house war love time world heart sky rain wolf child last black white red green blue golden lost hidden broken'.split(' ');
+const TAGS = ['scifi', 'fantasy', 'classic', 'jazz', 'rock', 'documentary', 'kids', 'history', 'poetry', 'linux', 'cooking', 'travel'];
+const KINDS = ['ebook', 'audio', 'video', 'image', 'document', 'software', 'other'] as const;
+const pick = <T>(xs: readonly T[]) => xs[Math.floor(Math.random() * xs.length)]!;
+
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+export async function searchBench(work: string, count: number, startChild: (cmd: string, args: string[], env: Record<string, string>, ready: RegExp) => Promise<ChildProcess>) {
+  const log = createLogger('bench', 'silent');
+  const port = await freePort();
+  await startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, /Ready to accept/);
+  const url = `redis://127.0.0.1:${port}`;
+  const redis = createRedis(url, log);
+  await waitForRedis(redis, log);
+  const state = new RedisLibraryState(redis);
+
+  // 1. Commit items: the same transaction an upload ends with (lease, blob reference, item, index, event).
+  const sha = randomBytes(32).toString('hex');
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < count) {
+        const n = next++;
+        const lease = `bench-${n}`;
+        await state.beginUpload(lease, '{}', 60_000);
+        const now = new Date(Date.now() - (count - n) * 1000).toISOString();
+        await state.commitUpload({
+          leaseId: lease,
+          candidateKey: `objects/00/${lease}`,
+          item: {
+            id: newItemId(),
+            title: `${pick(WORDS)} ${pick(WORDS)} ${pick(WORDS)}`,
+            kind: pick(KINDS),
+            tags: [...new Set([pick(TAGS), pick(TAGS)])],
+            description: Math.random() < 0.3 ? `${pick(WORDS)} ${pick(WORDS)}` : '',
+            filename: `file-${n}.bin`,
+            contentType: 'application/octet-stream',
+            size: Math.floor(Math.random() * 1e9),
+            sha256: sha,
+            createdAt: now,
+            updatedAt: now,
+            uploadedBy: 'bench',
+            downloads: 0,
+            meta: {},
+          },
+        });
+      }
+    }),
+  );
+  const indexRate = count / ((performance.now() - t0) / 1000);
+
+  // 2. Latency of distinct queries, in-process.
+  const search = new CatalogSearch(redis);
+  const rows: string[][] = [];
+  for (const words of [1, 2, 3]) {
+    for (const filtered of [false, true]) {
+      const times: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const q = Array.from({ length: words }, () => pick(WORDS)).join(' ');
+        const query = { q: filtered ? q : q.slice(0, -1), limit: 50, scope: 'local', ...(filtered ? { kind: pick(KINDS), tag: [pick(TAGS)] } : {}) } as SearchQuery;
+        const t = performance.now();
+        await search.search(query);
+        times.push(performance.now() - t);
+      }
+      rows.push([`${words} word${words > 1 ? 's' : ''}${filtered ? ' + kind + tag' : ' (last as prefix)'}`, percentile(times, 50).toFixed(2), percentile(times, 99).toFixed(2)]);
+    }
+  }
+
+  // 3. Queries per second through the gateway, 32 concurrent clients, for 5 s.
+  const httpPort = await freePort();
+  await startChild(process.execPath, ['--max-semi-space-size=4', 'dist/standalone.mjs'], {
+    REDIS_URL: url,
+    NONDIVY_DATA_DIR: `${work}/data-search`,
+    NONDIVY_HTTP_HOST: '127.0.0.1',
+    NONDIVY_HTTP_PORT: String(httpPort),
+    NONDIVY_CATALOG_PORT: '0',
+    NONDIVY_ADMIN_PASSWORD: 'bench-password',
+    LOG_LEVEL: 'warn',
+  }, /listening|"level":50/);
+  await new Promise((r) => setTimeout(r, 1000));
+  const api = `http://127.0.0.1:${httpPort}/api/v1/library`;
+  let done = 0;
+  let errors = 0;
+  const until = performance.now() + 5000;
+  const queries = Array.from({ length: 200 }, () => `${pick(WORDS)} ${pick(WORDS).slice(0, 3)}`);
+  await Promise.all(
+    Array.from({ length: 32 }, async (_, c) => {
+      let i = c;
+      while (performance.now() < until) {
+        const res = await fetch(`${api}?q=${encodeURIComponent(queries[i++ % queries.length]!)}&limit=20`);
+        await res.arrayBuffer();
+        if (res.status === 200) done++;
+        else errors++;
+      }
+    }),
+  );
+  const qps = done / 5;
+  redis.disconnect();
+  return { indexRate, rows, qps, errors };
+}
+
+export { spawn };
