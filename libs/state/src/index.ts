@@ -3,3 +3,4 @@ export { createRedis, waitForRedis, redisError, withRedis, redisReady, REDIS_COM
 export { RedisLibraryState, type ExpiredUpload } from './library-state.js';
 export { RedisUserStore, RedisSessionStore, RedisLoginThrottle, type StoredUser } from './user-store.js';
 export type { Redis } from 'ioredis';
+export { LuaScript } from './script.js';

@@ -3,6 +3,7 @@ import type { Item, StoredItem } from '@nondivy/contracts';
 import { notFound } from '@nondivy/errors';
 import { type IndexableItem, termWeights, titleSortKey } from '@nondivy/search';
 import { keys, LIBRARY_EVENTS_MAXLEN } from './keys.js';
+import { LuaScript } from './script.js';
 import { withRedis } from './redis.js';
 
 
@@ -108,7 +109,7 @@ end
 // KEYS: uploads, uploadTokens, blob:<sha>, item:<id>, itemsByCreated, libraryEvents, blobTrash
 // ARGV: leaseId, candidateKey, size, createdAtMs, maxlen, item fields (JSON array), index prefix, terms
 // Returns {blobKey, deduped}. Fails with LEASE_LOST when the sweeper already took the upload.
-const COMMIT_UPLOAD = INDEX_LUA + `
+const COMMIT_UPLOAD = new LuaScript(INDEX_LUA + `
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return redis.error_reply('LEASE_LOST upload lease expired')
 end
@@ -131,12 +132,12 @@ redis.call('ZADD', KEYS[5], ARGV[4], id)
 ix_add(ARGV[7], id, KEYS[4], ARGV[8])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'type', 'item.created', 'id', id, 'at', redis.call('HGET', KEYS[4], 'createdAt'))
 return {blobKey, deduped}
-`;
+`);
 
 // KEYS: item:<id>, itemsByCreated, libraryEvents, blobTrash
 // ARGV: blobPrefix, nowMs, atIso, maxlen, index prefix
 // Returns nil when the item does not exist, else {blobKey, lastReference(0|1)}.
-const DELETE_ITEM = INDEX_LUA + `
+const DELETE_ITEM = new LuaScript(INDEX_LUA + `
 local sha = redis.call('HGET', KEYS[1], 'sha256')
 if not sha then return nil end
 local id = redis.call('HGET', KEYS[1], 'id')
@@ -153,11 +154,11 @@ if refs <= 0 then
   return {blobKey, 1}
 end
 return {blobKey, 0}
-`;
+`);
 
 // KEYS: item:<id>, libraryEvents   ARGV: atIso, maxlen, fields (JSON array), index prefix, terms,
 // expected updatedAt. Terms come from the item as it will be; -1 when it changed since it was read.
-const UPDATE_ITEM = INDEX_LUA + `
+const UPDATE_ITEM = new LuaScript(INDEX_LUA + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[1], 'updatedAt') ~= ARGV[6] then return -1 end
 local id = redis.call('HGET', KEYS[1], 'id')
@@ -166,25 +167,25 @@ redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
 ix_add(ARGV[4], id, KEYS[1], ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'item.updated', 'id', redis.call('HGET', KEYS[1], 'id'), 'at', ARGV[1])
 return 1
-`;
+`);
 
 // KEYS: item:<id>, popular sort set   Counts a download only for an item that still exists.
-const COUNT_DOWNLOAD = `
+const COUNT_DOWNLOAD = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], 'downloads', 1)
 if redis.call('HEXISTS', KEYS[1], 'terms') == 1 then redis.call('ZADD', KEYS[2], n, redis.call('HGET', KEYS[1], 'id')) end
 return n
-`;
+`);
 
 // KEYS: item:<id>   ARGV: index prefix, terms   (Re)indexes one item: used by \`npm run reindex\`.
-const REINDEX_ITEM = INDEX_LUA + `
+const REINDEX_ITEM = new LuaScript(INDEX_LUA + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local id = redis.call('HGET', KEYS[1], 'id')
 ix_remove(ARGV[1], id, KEYS[1])
 redis.call('HSET', KEYS[1], 'titleKey', ARGV[3])
 ix_add(ARGV[1], id, KEYS[1], ARGV[2])
 return 1
-`;
+`);
 
 
 /**
@@ -240,9 +241,7 @@ export class RedisLibraryState {
     const { item } = input;
     const fields = toFields({ ...item, blobKey: input.candidateKey });
     return withRedis(async () => {
-      const [blobKey, deduped] = (await this.redis.eval(
-        COMMIT_UPLOAD,
-        7,
+      const [blobKey, deduped] = (await COMMIT_UPLOAD.run(this.redis, 7,
         keys.uploads,
         keys.uploadTokens,
         keys.blob(item.sha256),
@@ -306,7 +305,7 @@ export class RedisLibraryState {
         fields.push(k, typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v));
       }
       const res = await withRedis(async () =>
-        this.redis.eval(UPDATE_ITEM, 2, keys.item(id), keys.libraryEvents, at, String(LIBRARY_EVENTS_MAXLEN), JSON.stringify(fields), keys.indexPrefix, termsOf(next), current.updatedAt),
+        UPDATE_ITEM.run(this.redis, 2, keys.item(id), keys.libraryEvents, at, String(LIBRARY_EVENTS_MAXLEN), JSON.stringify(fields), keys.indexPrefix, termsOf(next), current.updatedAt),
       );
       if (res === 1) return true;
       if (res === 0) return false;
@@ -316,7 +315,7 @@ export class RedisLibraryState {
 
   /** Rebuilds one item's index entries from its stored fields; false when it does not exist. */
   reindexItem(item: StoredItem): Promise<boolean> {
-    return withRedis(async () => (await this.redis.eval(REINDEX_ITEM, 1, keys.item(item.id), keys.indexPrefix, termsOf(item), String(titleSortKey(item.title)))) === 1);
+    return withRedis(async () => (await REINDEX_ITEM.run(this.redis, 1, keys.item(item.id), keys.indexPrefix, termsOf(item), String(titleSortKey(item.title)))) === 1);
   }
 
   /** Deletes every index key (for a rebuild); items are untouched. */
@@ -340,9 +339,7 @@ export class RedisLibraryState {
    */
   deleteItem(id: string): Promise<{ blobKey: string; lastReference: boolean }> {
     return withRedis(async () => {
-      const res = (await this.redis.eval(
-        DELETE_ITEM,
-        4,
+      const res = (await DELETE_ITEM.run(this.redis, 4,
         keys.item(id),
         keys.itemsByCreated,
         keys.libraryEvents,
@@ -361,7 +358,7 @@ export class RedisLibraryState {
   /** Counts one download of an item (for `popular`); no-op when it was deleted meanwhile. */
   countDownload(id: string): Promise<void> {
     return withRedis(async () => {
-      await this.redis.eval(COUNT_DOWNLOAD, 2, keys.item(id), keys.index.popular);
+      await COUNT_DOWNLOAD.run(this.redis, 2, keys.item(id), keys.index.popular);
     });
   }
 

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Role } from '@nondivy/contracts';
 import { keys } from './keys.js';
+import { LuaScript } from './script.js';
 import { withRedis } from './redis.js';
 
 /** A user account as stored; `passwordHash` never leaves the auth library. */
@@ -12,12 +13,12 @@ export interface StoredUser {
 }
 
 // KEYS: user:<name>, users   ARGV: fields...   Creates only when absent.
-const CREATE_USER = `
+const CREATE_USER = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 redis.call('SADD', KEYS[2], redis.call('HGET', KEYS[1], 'username'))
 return 1
-`;
+`);
 
 /** User accounts in Redis. */
 export class RedisUserStore {
@@ -35,7 +36,7 @@ export class RedisUserStore {
   create(user: StoredUser): Promise<boolean> {
     return withRedis(async () => {
       const fields = ['username', user.username, 'role', user.role, 'passwordHash', user.passwordHash, 'createdAt', user.createdAt];
-      return (await this.redis.eval(CREATE_USER, 2, keys.user(user.username), keys.users, ...fields)) === 1;
+      return (await CREATE_USER.run(this.redis, 2, keys.user(user.username), keys.users, ...fields)) === 1;
     });
   }
 

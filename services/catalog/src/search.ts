@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ITEM_KINDS, publicItem, type Facets, type Item, type SearchQuery, type StoredItem } from '@nondivy/contracts';
 import { badInput } from '@nondivy/errors';
 import { parseQuery } from '@nondivy/search';
-import { keys, RedisLibraryState, withRedis, type Redis } from '@nondivy/state';
+import { keys, LuaScript, RedisLibraryState, withRedis, type Redis } from '@nondivy/state';
 
 /** Most index terms a type-ahead prefix expands to (the most common ones first would need counts; these are the first in order). */
 const MAX_PREFIX_EXPANSION = 200;
@@ -44,7 +44,7 @@ function decodeCursor(raw: string): Cursor {
  * limit, cursor id, cursor score, ttl, max expansion, signature, prefix, kind, word count, words…, tags….
  * Returns {0} when nothing can match, else {total, result key, {id, score, …}}.
  */
-const SEARCH_LUA = `
+const SEARCH_LUA = new LuaScript(`
 local P, sortKey, rel, desc = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4] == '1'
 local limit, curId, curScore, ttl, maxExp = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local signature, prefix, kind, nWords = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
@@ -110,7 +110,7 @@ if not rows then
   else rows = redis.call('ZRANGE', key, start, start + limit, 'WITHSCORES') end
 end
 return {total, key, rows}
-`;
+`);
 
 /**
  * Search, browse and facets over the index that libs/state maintains in Redis (plain sorted sets: one
@@ -151,8 +151,8 @@ export class CatalogSearch {
     const sort = query.sort ?? (hasQuery ? 'relevance' : 'new');
     const tags = query.tag ?? [];
     const signature = createHash('sha1').update(JSON.stringify([parsed.words, parsed.prefix, query.kind ?? '', tags, sort])).digest('base64url');
-    const res = (await this.redis.eval(
-      SEARCH_LUA,
+    const res = (await SEARCH_LUA.run(
+      this.redis,
       0,
       keys.indexPrefix,
       this.sortKey(sort),

@@ -16,7 +16,7 @@ export interface RunningCatalog {
 export async function startCatalog(config: CatalogConfig, log: Logger, redis: Redis): Promise<RunningCatalog> {
   await waitForRedis(redis, log);
   const blobs = await createBlobStore(config.blobs, log);
-  const worker = new EnrichmentWorker({ redis, blobs, log: log.child({ component: 'enrichment' }) });
+  const worker = new EnrichmentWorker({ redis, blobs, log: log.child({ worker: 'enrichment' }) });
   worker.start();
   const app = await buildCatalog(config, { log, redis, blobs });
   await app.listen({ host: config.http.host, port: config.http.port });

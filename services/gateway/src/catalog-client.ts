@@ -1,12 +1,18 @@
 import type { Facets, ItemList, SearchQuery } from '@nondivy/contracts';
 import { AppError, unavailable } from '@nondivy/errors';
 
+/** What the gateway asks of the catalog. */
+export interface CatalogApi {
+  search(query: SearchQuery): Promise<ItemList>;
+  facets(query: SearchQuery): Promise<Facets>;
+}
+
 /**
  * The gateway's client of the catalog service (searches, browsing, facets). A catalog that does not
  * answer within the timeout, or answers 5xx, is `unavailable` (503 to the caller); its 4xx answers
  * keep their meaning.
  */
-export class CatalogClient {
+export class CatalogClient implements CatalogApi {
   constructor(
     private readonly baseUrl: string,
     private readonly timeoutMs = 2000,

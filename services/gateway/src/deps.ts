@@ -3,7 +3,7 @@ import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUserStore, type Redis } from '@nondivy/state';
 import { createBlobStore, Library, type BlobStore } from '@nondivy/storage';
-import { CatalogClient } from './catalog-client.js';
+import { type CatalogApi, CatalogClient } from './catalog-client.js';
 import { EventHub } from './event-hub.js';
 
 /** What the gateway is built from: real clients in production, the same real clients in tests. */
@@ -13,12 +13,12 @@ export interface GatewayDeps {
   blobs: BlobStore;
   library: Library;
   auth: AuthService;
-  catalog: CatalogClient;
+  catalog: CatalogApi;
   events: EventHub;
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
-export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { blobs?: BlobStore } = {}): Promise<GatewayDeps> {
+export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { blobs?: BlobStore; catalog?: CatalogApi } = {}): Promise<GatewayDeps> {
   const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
   const library = new Library({
     blobs,
@@ -35,5 +35,5 @@ export async function createGatewayDeps(config: GatewayConfig, log: Logger, redi
     maxFailures: config.auth.maxLoginFailures,
     lockSeconds: config.auth.lockSeconds,
   });
-  return { log, redis, blobs, library, auth, catalog: new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ component: 'events' })) };
+  return { log, redis, blobs, library, auth, catalog: options.catalog ?? new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ worker: 'events' })) };
 }

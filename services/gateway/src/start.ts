@@ -4,6 +4,7 @@ import { type Redis, waitForRedis } from '@nondivy/state';
 import { unavailable } from '@nondivy/errors';
 import type { FastifyInstance } from 'fastify';
 import { buildGateway } from './app.js';
+import type { CatalogApi } from './catalog-client.js';
 import { createGatewayDeps, type GatewayDeps } from './deps.js';
 
 export interface RunningGateway {
@@ -32,10 +33,12 @@ async function waitForBlobs(deps: GatewayDeps, log: Logger, timeoutMs = 60_000) 
 /**
  * Starts the gateway on an open Redis connection: waits for Redis and the blob store, makes sure an
  * admin exists (printing a generated password once), starts the upload sweeper, listens.
+ * `options.catalog` replaces the HTTP client of the catalog service (standalone mode calls the
+ * catalog in-process, saving a second HTTP round per search).
  */
-export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis, options: { catalog?: CatalogApi } = {}): Promise<RunningGateway> {
   await waitForRedis(redis, log);
-  const deps = await createGatewayDeps(config, log, redis);
+  const deps = await createGatewayDeps(config, log, redis, options);
   await waitForBlobs(deps, log);
 
   const admin = await deps.auth.bootstrapAdmin(config.auth.adminPassword);

@@ -1,4 +1,4 @@
-import { startCatalog } from '@nondivy/catalog';
+import { CatalogSearch, startCatalog } from '@nondivy/catalog';
 import { loadCatalogConfig, loadGatewayConfig } from '@nondivy/config';
 import { startGateway } from '@nondivy/gateway';
 import { createLogger } from '@nondivy/log';
@@ -39,7 +39,11 @@ async function main() {
   try {
     const catalog = await startCatalog({ ...catalogConfig, redis: { url: redisUrl } }, log.child({ component: 'catalog' }), redis);
     closers.push(catalog.close);
-    const gateway = await startGateway({ ...gatewayConfig, redis: { url: redisUrl }, catalogUrl: catalog.url }, log.child({ component: 'gateway' }), redis);
+    // Same process: the gateway calls the catalog's search directly instead of over HTTP.
+    const search = new CatalogSearch(redis);
+    const gateway = await startGateway({ ...gatewayConfig, redis: { url: redisUrl }, catalogUrl: catalog.url }, log.child({ component: 'gateway' }), redis, {
+      catalog: { search: (q) => search.search(q), facets: (q) => search.facets(q) },
+    });
     closers.push(gateway.close);
     log.info({ url: gateway.url, docs: `${gateway.url}/docs`, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
   } catch (err) {
