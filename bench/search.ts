@@ -96,8 +96,9 @@ export async function searchBench(work: string, count: number, startChild: (cmd:
     NONDIVY_HTTP_PORT: String(httpPort),
     NONDIVY_CATALOG_PORT: '0',
     NONDIVY_ADMIN_PASSWORD: 'bench-password',
-    LOG_LEVEL: 'warn',
-  }, /listening|"level":50/);
+    // As deployed: info, which also logs each request (and the ready line this waits for).
+    LOG_LEVEL: 'info',
+  }, /is ready|"level":50/);
   await new Promise((r) => setTimeout(r, 1000));
   const api = `http://127.0.0.1:${httpPort}/api/v1/library`;
   let done = 0;
