@@ -60,8 +60,10 @@ export class EventHub {
   private async loop() {
     this.running = true;
     // Blocking reads need a connection of their own, without the shared connection's command timeout.
-    this.reader ??= this.redis.duplicate({ commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null });
-    this.reader.on('error', () => undefined);
+    if (!this.reader) {
+      this.reader = this.redis.duplicate({ commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null });
+      this.reader.on('error', () => undefined); // outages are retried (and logged) by the loop below
+    }
     let failures = 0;
     while (this.listeners.size > 0 && this.reader) {
       try {
