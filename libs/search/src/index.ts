@@ -56,6 +56,15 @@ export function termWeights(item: IndexableItem): Map<string, number> {
   return weights;
 }
 
+/**
+ * The score of an item in a term's set: the term's weight plus its creation time in ms × 1e-13 (under
+ * one point until the year 2286), so that relevance ties go to the newest without a further
+ * intersection with the creation order. Sums over several terms keep that order.
+ */
+export function termScore(weight: number, createdAtMs: number): number {
+  return weight + createdAtMs * 1e-13;
+}
+
 /** A parsed query: whole words that must all match, and the last word matched as a prefix. */
 export interface ParsedQuery {
   words: string[];

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Item, StoredItem } from '@nondivy/contracts';
 import { notFound } from '@nondivy/errors';
-import { type IndexableItem, termWeights, titleSortKey } from '@nondivy/search';
+import { type IndexableItem, termScore, termWeights, titleSortKey } from '@nondivy/search';
 import { keys, LIBRARY_EVENTS_MAXLEN } from './keys.js';
 import { LuaScript } from './script.js';
 import { withRedis } from './redis.js';
@@ -35,8 +35,11 @@ function toFields(item: StoredItem): string[] {
   ];
 }
 
-/** The item's index terms as the scripts store them: JSON [[term, weight], ...]. */
-const termsOf = (item: IndexableItem) => JSON.stringify([...termWeights(item)]);
+/** The item's index terms as the scripts store them: JSON [[term, score], ...] (see termScore). */
+const termsOf = (item: IndexableItem & { createdAt: string }) => {
+  const created = Date.parse(item.createdAt);
+  return JSON.stringify([...termWeights(item)].map(([term, weight]) => [term, termScore(weight, created)]));
+};
 
 const ITEM_FIELDS = ['id', 'title', 'kind', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'uploadedBy', 'downloads', 'meta'] as const;
 
@@ -63,7 +66,7 @@ function fromHash(h: Record<string, string>): StoredItem | null {
 
 // Index maintenance shared by the scripts below, run inside the same script as the item change, so
 // search never shows a deleted item nor misses a committed one. P is the index key prefix. An item
-// is indexed when its hash has `terms` (JSON [[term, weight], ...], computed by libs/search).
+// is indexed when its hash has `terms` (JSON [[term, score], ...], computed with libs/search).
 const INDEX_LUA = `
 local function ix_remove(P, id, itemKey)
   local terms = redis.call('HGET', itemKey, 'terms')

@@ -75,10 +75,13 @@ end
 if kind ~= '' then table.insert(inputs, P .. 'kind:' .. kind); table.insert(weights, 0) end
 for i = 14 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
 local key = sortKey
-if #inputs > 0 then
-  table.insert(inputs, sortKey)
-  -- Relevance ties go to the newest: creation time in ms times 1e-13 stays below one point.
-  table.insert(weights, rel and '1e-13' or '1')
+if rel and #inputs == 1 then
+  -- One word (or one prefix) ranked by relevance: its set is the answer (term scores carry the
+  -- creation time as a tie-break, see libs/search termScore).
+  key = inputs[1]
+elseif #inputs > 0 then
+  -- Relevance needs no sort set: summed term scores already order ties newest first.
+  if not rel then table.insert(inputs, sortKey); table.insert(weights, '1') end
   key = P .. 'q:r:' .. gen .. ':' .. signature
   if redis.call('EXISTS', key) == 0 then
     local args = {key, #inputs}
