@@ -137,18 +137,24 @@ async function startRedis(): Promise<string> {
   return `redis://127.0.0.1:${port}`;
 }
 
-async function gateway(env: Record<string, string>, file: string) {
+/** The standalone server as `npm start` runs it (same Node flags), on a free loopback port. */
+async function startStandalone(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
-  // The same flags as `npm start`: a smaller young generation keeps the resident set lower at no cost in speed.
-  const server = await startChild(process.execPath, ['--max-semi-space-size=4', 'dist/standalone.mjs'], {
+  // A smaller young generation keeps the resident set lower at no cost in speed.
+  const child = await startChild(process.execPath, ['--max-semi-space-size=4', 'dist/standalone.mjs'], {
     ...env,
+    // As deployed: info, which also logs each request (and the ready line this waits for).
     LOG_LEVEL: 'info',
     NONDIVY_HTTP_HOST: '127.0.0.1',
     NONDIVY_HTTP_PORT: String(port),
     NONDIVY_CATALOG_PORT: '0',
     NONDIVY_ADMIN_PASSWORD: 'bench-password',
-    NONDIVY_GUEST_UPLOAD: '1',
   }, /is ready|"level":50/);
+  return { child, port };
+}
+
+async function gateway(env: Record<string, string>, file: string) {
+  const { child: server, port } = await startStandalone({ ...env, NONDIVY_GUEST_UPLOAD: '1' });
   await new Promise((r) => setTimeout(r, 500));
   const api = `http://127.0.0.1:${port}/api/v1`;
   let id = '';
@@ -193,7 +199,7 @@ http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path ${dir};
 async function main() {
   if (PARTS.includes('transfer')) await transfers();
   if (PARTS.includes('search')) {
-    const r = await searchBench(work, SEARCH_ITEMS, startChild);
+    const r = await searchBench(work, SEARCH_ITEMS, { startRedis, startStandalone });
     console.log(`\nNondivy bench — catalogue of ${SEARCH_ITEMS} items`);
     console.log(`commit (item + index + event, 32 concurrent): ${r.indexRate.toFixed(0)} items/s`);
     console.log('query (distinct, uncached)                p50 ms  p99 ms   aim p99 < 10');

@@ -5,12 +5,10 @@
  * gateway's HTTP API with 32 concurrent clients.
  */
 import { randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { CatalogSearch } from '@nondivy/catalog';
 import type { SearchQuery } from '@nondivy/contracts';
 import { createLogger } from '@nondivy/log';
 import { createRedis, keys, RedisLibraryState, waitForRedis } from '@nondivy/state';
-import { freePort } from '@nondivy/standalone';
 import { newItemId } from '@nondivy/storage';
 
 const WORDS = 'shadow river night garden empire winter silver journey ocean fire stone dream city forest storm light song mountain secret star north tale blood glass iron moon queen king road house war love time world heart sky rain wolf child last black white red green blue golden lost hidden broken'.split(' ');
@@ -23,11 +21,14 @@ const percentile = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-export async function searchBench(work: string, count: number, startChild: (cmd: string, args: string[], env: Record<string, string>, ready: RegExp) => Promise<ChildProcess>) {
+export interface BenchProcesses {
+  startRedis(): Promise<string>;
+  startStandalone(env: Record<string, string>): Promise<{ port: number }>;
+}
+
+export async function searchBench(work: string, count: number, processes: BenchProcesses) {
   const log = createLogger('bench', 'silent');
-  const port = await freePort();
-  await startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, /Ready to accept/);
-  const url = `redis://127.0.0.1:${port}`;
+  const url = await processes.startRedis();
   const redis = createRedis(url, log);
   await waitForRedis(redis, log);
   const state = new RedisLibraryState(redis);
@@ -88,17 +89,7 @@ export async function searchBench(work: string, count: number, startChild: (cmd:
   // 3. Queries per second through the gateway, 32 concurrent clients, for 5 s. The items above have
   // no bytes: mark enrichment as caught up, so the catalog's worker does not chase them meanwhile.
   await redis.xgroup('CREATE', keys.libraryEvents, keys.enrichmentGroup, '$', 'MKSTREAM');
-  const httpPort = await freePort();
-  await startChild(process.execPath, ['--max-semi-space-size=4', 'dist/standalone.mjs'], {
-    REDIS_URL: url,
-    NONDIVY_DATA_DIR: `${work}/data-search`,
-    NONDIVY_HTTP_HOST: '127.0.0.1',
-    NONDIVY_HTTP_PORT: String(httpPort),
-    NONDIVY_CATALOG_PORT: '0',
-    NONDIVY_ADMIN_PASSWORD: 'bench-password',
-    // As deployed: info, which also logs each request (and the ready line this waits for).
-    LOG_LEVEL: 'info',
-  }, /is ready|"level":50/);
+  const { port: httpPort } = await processes.startStandalone({ REDIS_URL: url, NONDIVY_DATA_DIR: `${work}/data-search` });
   await new Promise((r) => setTimeout(r, 1000));
   const api = `http://127.0.0.1:${httpPort}/api/v1/library`;
   let done = 0;
@@ -121,4 +112,3 @@ export async function searchBench(work: string, count: number, startChild: (cmd:
   return { indexRate, rows, qps, errors };
 }
 
-export { spawn };
