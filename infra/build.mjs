@@ -7,6 +7,7 @@ const entries = {
   standalone: 'services/standalone/src/main.ts',
   gateway: 'services/gateway/src/main.ts',
   catalog: 'services/catalog/src/main.ts',
+  ftp: 'services/ftp/src/main.ts',
   reindex: 'services/catalog/src/reindex.ts',
 };
 

@@ -29,18 +29,23 @@ const blobVars = {
   NONDIVY_MAX_UPLOAD_BYTES: byteSize.default(64 * 1024 ** 3).refine((n) => n > 0, 'must be positive'),
 };
 
+/** Variables of the front doors that take uploads and logins (gateway, FTP). */
+const doorVars = {
+  NONDIVY_UPLOAD_LEASE_SECONDS: positiveInt.default(30),
+  NONDIVY_LOGIN_MAX_FAILURES: positiveInt.default(10),
+  NONDIVY_LOGIN_LOCK_SECONDS: positiveInt.default(15 * 60),
+};
+
 const gatewayVars = {
   ...commonVars,
   ...blobVars,
+  ...doorVars,
   NONDIVY_HTTP_HOST: z.string().default('0.0.0.0'),
   NONDIVY_HTTP_PORT: port.default(8080),
   NONDIVY_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   NONDIVY_GUEST_UPLOAD: flag.default(false),
-  NONDIVY_UPLOAD_LEASE_SECONDS: positiveInt.default(30),
   NONDIVY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   NONDIVY_SESSION_TTL_HOURS: positiveInt.default(24 * 30),
-  NONDIVY_LOGIN_MAX_FAILURES: positiveInt.default(10),
-  NONDIVY_LOGIN_LOCK_SECONDS: positiveInt.default(15 * 60),
   NONDIVY_CATALOG_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8081'),
 };
 
@@ -49,6 +54,30 @@ const catalogVars = {
   ...blobVars,
   NONDIVY_CATALOG_HOST: z.string().default('0.0.0.0'),
   NONDIVY_CATALOG_PORT: port.default(8081),
+};
+
+/** `30000-30049`: an inclusive range of TCP ports. */
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'expected FIRST-LAST, e.g. 30000-30049')
+  .transform((v) => v.split('-').map(Number) as [number, number])
+  .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'expected 1024 <= FIRST <= LAST <= 65535');
+
+const ftpVars = {
+  ...commonVars,
+  ...blobVars,
+  ...doorVars,
+  NONDIVY_FTP_HOST: z.string().default('0.0.0.0'),
+  NONDIVY_FTP_PORT: port.default(2121),
+  NONDIVY_FTP_PASV_RANGE: portRange.default([30000, 30049]),
+  NONDIVY_FTP_PASV_ADDRESS: z.ipv4({ message: 'expected the IPv4 address clients reach this server at' }).optional(),
+  NONDIVY_FTP_TLS_CERT: z.string().optional(),
+  NONDIVY_FTP_TLS_KEY: z.string().optional(),
+  NONDIVY_FTP_TLS_REQUIRED: flag.default(false),
+  NONDIVY_FTP_MAX_CONNECTIONS: positiveInt.default(200),
+  NONDIVY_FTP_MAX_CONNECTIONS_PER_IP: positiveInt.default(16),
+  NONDIVY_FTP_IDLE_SECONDS: positiveInt.default(300),
+  NONDIVY_FTP_DATA_TIMEOUT_SECONDS: positiveInt.default(60),
 };
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -82,6 +111,32 @@ export interface CatalogConfig {
   /** The catalog reads items' bytes to extract their metadata. */
   blobs: BlobConfig;
   http: { host: string; port: number };
+}
+
+export interface FtpConfig {
+  logLevel: LogLevel;
+  siteName: string;
+  dataDir: string;
+  redis: RedisConfig;
+  blobs: BlobConfig;
+  ftp: {
+    host: string;
+    port: number;
+    pasvMin: number;
+    pasvMax: number;
+    /** The address announced in PASV replies; default: the address the client connected to. */
+    pasvAddress?: string;
+    /** Files of the certificate chain and private key (PEM): explicit FTPS (AUTH TLS) when set. */
+    tls?: { certFile: string; keyFile: string };
+    /** Refuse USER/PASS before AUTH TLS. */
+    tlsRequired: boolean;
+    maxConnections: number;
+    maxConnectionsPerIp: number;
+    idleMs: number;
+    dataTimeoutMs: number;
+  };
+  library: { maxUploadBytes: number; uploadLeaseSeconds: number };
+  auth: { maxLoginFailures: number; lockSeconds: number };
 }
 
 const absolute = (dir: string) => (isAbsolute(dir) ? dir : resolve(process.cwd(), dir));
@@ -139,5 +194,42 @@ export function loadCatalogConfig(env: NodeJS.ProcessEnv = process.env): Catalog
     redis: { url: e.REDIS_URL },
     blobs: blobConfig(e, dataDir),
     http: { host: e.NONDIVY_CATALOG_HOST, port: e.NONDIVY_CATALOG_PORT },
+  };
+}
+
+/** TLS needs both files; requiring TLS needs TLS. */
+const checkFtpTls = (raw: Record<string, string | undefined>): string[] => {
+  const problems: string[] = [];
+  if (!!raw.NONDIVY_FTP_TLS_CERT !== !!raw.NONDIVY_FTP_TLS_KEY) problems.push('NONDIVY_FTP_TLS_CERT and NONDIVY_FTP_TLS_KEY: set both or neither');
+  if (/^(1|true|yes|on)$/i.test(raw.NONDIVY_FTP_TLS_REQUIRED ?? '') && !raw.NONDIVY_FTP_TLS_CERT) problems.push('NONDIVY_FTP_TLS_REQUIRED: needs NONDIVY_FTP_TLS_CERT and NONDIVY_FTP_TLS_KEY');
+  return problems;
+};
+
+/** The FTP service's configuration, validated once at start-up. */
+export function loadFtpConfig(env: NodeJS.ProcessEnv = process.env): FtpConfig {
+  const e = parseEnv(z.object(ftpVars), env, (raw) => [...requireS3(raw), ...checkFtpTls(raw)]);
+  const dataDir = absolute(e.NONDIVY_DATA_DIR);
+  const [pasvMin, pasvMax] = e.NONDIVY_FTP_PASV_RANGE;
+  return {
+    logLevel: e.LOG_LEVEL,
+    siteName: e.NONDIVY_SITE_NAME,
+    dataDir,
+    redis: { url: e.REDIS_URL },
+    blobs: blobConfig(e, dataDir),
+    ftp: {
+      host: e.NONDIVY_FTP_HOST,
+      port: e.NONDIVY_FTP_PORT,
+      pasvMin,
+      pasvMax,
+      pasvAddress: e.NONDIVY_FTP_PASV_ADDRESS,
+      tls: e.NONDIVY_FTP_TLS_CERT && e.NONDIVY_FTP_TLS_KEY ? { certFile: absolute(e.NONDIVY_FTP_TLS_CERT), keyFile: absolute(e.NONDIVY_FTP_TLS_KEY) } : undefined,
+      tlsRequired: e.NONDIVY_FTP_TLS_REQUIRED,
+      maxConnections: e.NONDIVY_FTP_MAX_CONNECTIONS,
+      maxConnectionsPerIp: e.NONDIVY_FTP_MAX_CONNECTIONS_PER_IP,
+      idleMs: e.NONDIVY_FTP_IDLE_SECONDS * 1000,
+      dataTimeoutMs: e.NONDIVY_FTP_DATA_TIMEOUT_SECONDS * 1000,
+    },
+    library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
+    auth: { maxLoginFailures: e.NONDIVY_LOGIN_MAX_FAILURES, lockSeconds: e.NONDIVY_LOGIN_LOCK_SECONDS },
   };
 }

@@ -2,4 +2,3 @@ export { problemErrorHandler, notFoundHandler, sendProblem } from './problem.js'
 export { parseRange, MAX_MULTIPART_RANGES, type Range } from './range.js';
 export { observability, type ObservabilityOptions, type ReadinessCheck } from './observability.js';
 export { contentDispositionFor } from './content-disposition.js';
-export { pumpFile, SEND_CHUNK_BYTES } from './send-file.js';

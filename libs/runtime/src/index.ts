@@ -1,6 +1,9 @@
 import { ConfigError, type LogLevel } from '@nondivy/config';
 import { createLogger, type Logger } from '@nondivy/log';
-import { createRedis, type Redis } from '@nondivy/state';
+import { AuthService } from '@nondivy/auth';
+import { unavailable } from '@nondivy/errors';
+import { createRedis, RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUserStore, type Redis } from '@nondivy/state';
+import { Library, type BlobStore } from '@nondivy/storage';
 
 /**
  * Loads a service's configuration, or ends the process with exit status 2 and the one message that
@@ -67,4 +70,42 @@ export function runService<C extends { logLevel: LogLevel; redis: { url?: string
       process.exit(1);
     },
   );
+}
+
+/** The library over Redis and a blob store, as every front door (gateway, FTP) opens it. */
+export function createLibrary(options: { redis: Redis; blobs: BlobStore; log: Logger; maxUploadBytes: number; uploadLeaseSeconds: number }): Library {
+  return new Library({
+    blobs: options.blobs,
+    state: new RedisLibraryState(options.redis),
+    log: options.log.child({ component: 'library' }),
+    maxUploadBytes: options.maxUploadBytes,
+    uploadLeaseMs: options.uploadLeaseSeconds * 1000,
+  });
+}
+
+/** Accounts and logins over Redis; the per-address failure counters are shared by every front door. */
+export function createAuthService(redis: Redis, options: { maxLoginFailures: number; lockSeconds: number; sessionTtlSeconds?: number }): AuthService {
+  return new AuthService({
+    users: new RedisUserStore(redis),
+    sessions: new RedisSessionStore(redis),
+    throttle: new RedisLoginThrottle(redis),
+    sessionTtlSeconds: options.sessionTtlSeconds ?? 3600,
+    maxFailures: options.maxLoginFailures,
+    lockSeconds: options.lockSeconds,
+  });
+}
+
+/** Waits for the blob store, retrying, so a service can start before MinIO. */
+export async function waitForBlobStore(blobs: BlobStore, log: Logger, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await blobs.init();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw unavailable('The blob store did not answer in time', err);
+      if (attempt === 0) log.warn({ err: { message: (err as Error).message } }, 'waiting for the blob store');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }

@@ -36,6 +36,8 @@ export const keys = {
     /** Sorted set (all scores 0): every indexed term, for prefix expansion by ZRANGEBYLEX. */
     terms: `${PREFIX}ix:terms`,
     kind: (kind: string) => `${PREFIX}ix:kind:${kind}`,
+    /** Hash name → id: the items' unique path names in one kind's folder (FTP's /library/<kind>/). */
+    names: (kind: string) => `${PREFIX}ix:name:${kind}`,
     tag: (tag: string) => `${PREFIX}ix:tag:${tag}`,
     size: `${PREFIX}ix:size`,
     title: `${PREFIX}ix:title`,

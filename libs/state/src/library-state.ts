@@ -67,7 +67,42 @@ function fromHash(h: Record<string, string>): StoredItem | null {
 // Index maintenance shared by the scripts below, run inside the same script as the item change, so
 // search never shows a deleted item nor misses a committed one. P is the index key prefix. An item
 // is indexed when its hash has `terms` (JSON [[term, score], ...], computed with libs/search).
+//
+// Path names: every item has a name unique within its kind (P .. 'name:' .. kind, a hash name → id),
+// which is its file name when free, else the name with the start of its id added before the
+// extension. The item keeps its name (fields name, nameFor) for as long as its kind and file name
+// stay the same, across re-indexing and rebuilds, so a name once shown keeps meaning the same item.
 const INDEX_LUA = `
+local function nm_release(P, id, itemKey)
+  local prev = redis.call('HGET', itemKey, 'name')
+  local prevFor = redis.call('HGET', itemKey, 'nameFor')
+  if prev and prevFor then
+    local map = P .. 'name:' .. string.match(prevFor, '^[^/]*')
+    if redis.call('HGET', map, prev) == id then redis.call('HDEL', map, prev) end
+  end
+end
+local function nm_assign(P, id, itemKey)
+  local kind = redis.call('HGET', itemKey, 'kind')
+  local fname = redis.call('HGET', itemKey, 'filename')
+  local want = kind .. '/' .. fname
+  local map = P .. 'name:' .. kind
+  local prev = redis.call('HGET', itemKey, 'name')
+  if prev and redis.call('HGET', itemKey, 'nameFor') == want then
+    local holder = redis.call('HGET', map, prev)
+    if holder == id then return end
+    if not holder then redis.call('HSET', map, prev, id) return end
+  end
+  nm_release(P, id, itemKey)
+  local stem, ext = string.match(fname, '^(.+)(%.[^.]+)$')
+  if not stem then stem = fname; ext = '' end
+  local candidates = {fname, stem .. ' (' .. string.sub(id, 1, 6) .. ')' .. ext, stem .. ' (' .. id .. ')' .. ext}
+  for _, c in ipairs(candidates) do
+    if redis.call('HSETNX', map, c, id) == 1 then
+      redis.call('HSET', itemKey, 'name', c, 'nameFor', want)
+      return
+    end
+  end
+end
 local function ix_remove(P, id, itemKey)
   local terms = redis.call('HGET', itemKey, 'terms')
   if not terms then return end
@@ -106,6 +141,7 @@ local function ix_add(P, id, itemKey, terms)
   redis.call('ZADD', P .. 'popular', redis.call('HGET', itemKey, 'downloads') or 0, id)
   redis.call('HSET', itemKey, 'terms', terms)
   redis.call('INCR', P .. 'gen')
+  nm_assign(P, id, itemKey)
 end
 `;
 
@@ -146,6 +182,7 @@ if not sha then return nil end
 local id = redis.call('HGET', KEYS[1], 'id')
 local blobKey = redis.call('HGET', KEYS[1], 'blobKey')
 ix_remove(ARGV[5], id, KEYS[1])
+nm_release(ARGV[5], id, KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], id)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'type', 'item.deleted', 'id', id, 'at', ARGV[3])
@@ -314,6 +351,43 @@ export class RedisLibraryState {
       if (res === 0) return false;
     }
     throw new Error('item changed too often while updating');
+  }
+
+  /** The item named `name` in `kind`'s folder (see the path names above), or null. */
+  findByName(kind: string, name: string): Promise<StoredItem | null> {
+    return withRedis(async () => {
+      const id = await this.redis.hget(keys.index.names(kind), name);
+      return id ? fromHash(await this.redis.hgetall(keys.item(id))) : null;
+    });
+  }
+
+  /**
+   * One page of `kind`'s folder: names with their items, in no particular order. Start with cursor
+   * '0'; the listing is complete when the returned cursor is '0' again.
+   */
+  scanNames(kind: string, cursor: string, count = 500): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }> {
+    return withRedis(async () => {
+      const [next, flat] = await this.redis.hscan(keys.index.names(kind), cursor, 'COUNT', count);
+      const names: string[] = [];
+      const ids: string[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        names.push(flat[i]!);
+        ids.push(flat[i + 1]!);
+      }
+      const items = await this.getItems(ids);
+      const byId = new Map(items.map((it) => [it.id, it]));
+      const entries: { name: string; item: StoredItem }[] = [];
+      names.forEach((name, i) => {
+        const item = byId.get(ids[i]!);
+        if (item) entries.push({ name, item });
+      });
+      return { cursor: next, entries };
+    });
+  }
+
+  /** The path name of an item in its kind's folder (null when it has none yet: not indexed). */
+  nameOf(id: string): Promise<string | null> {
+    return withRedis(() => this.redis.hget(keys.item(id), 'name'));
   }
 
   /** Rebuilds one item's index entries from its stored fields; false when it does not exist. */

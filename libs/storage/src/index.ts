@@ -13,3 +13,4 @@ export {
   type LibraryOptions,
 } from './library.js';
 export { createBlobStore } from './create.js';
+export { pumpFile, SEND_CHUNK_BYTES, type ByteSink } from './pump-file.js';

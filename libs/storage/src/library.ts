@@ -29,6 +29,9 @@ export interface LibraryStateStore {
   updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean>;
   deleteItem(id: string): Promise<{ blobKey: string; lastReference: boolean }>;
   countDownload(id: string): Promise<void>;
+  findByName(kind: string, name: string): Promise<StoredItem | null>;
+  scanNames(kind: string, cursor: string, count?: number): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }>;
+  nameOf(id: string): Promise<string | null>;
   dueTrash(now: number, limit?: number): Promise<string[]>;
   clearTrash(blobKey: string): Promise<void>;
 }
@@ -244,6 +247,31 @@ export class Library {
   /** Opens the bytes of an item already looked up (one Redis read fewer for multi-range answers). */
   async openItem(item: Item, range?: ByteRange): Promise<Readable> {
     return this.blobs.read((await this.stored(item.id)).blobKey, range);
+  }
+
+  /**
+   * The item whose path name in `kind`'s folder is `name`. Every item has such a name, unique in its
+   * kind and stable while its kind and file name stay the same: its file name when that is free, else
+   * the file name with the start of its id added (e.g. `Dune (x3Fq9a).epub`).
+   */
+  async findByName(kind: ItemKind, name: string): Promise<Item | null> {
+    const item = await this.state.findByName(kind, name);
+    return item ? publicItem(item) : null;
+  }
+
+  /** The path name of an item in its kind's folder (see `findByName`). */
+  nameOf(id: string): Promise<string | null> {
+    return this.state.nameOf(id);
+  }
+
+  /** Every item of a kind with its path name, a page at a time, in no particular order. */
+  async *listFolder(kind: ItemKind, pageSize = 500): AsyncGenerator<{ name: string; item: Item }[]> {
+    let cursor = '0';
+    do {
+      const page = await this.state.scanNames(kind, cursor, pageSize);
+      cursor = page.cursor;
+      if (page.entries.length) yield page.entries.map(({ name, item }) => ({ name, item: publicItem(item) }));
+    } while (cursor !== '0');
   }
 
   countDownload(id: string): Promise<void> {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { ITEM_KINDS, publicItem, type Facets, type Item, type SearchQuery, type StoredItem } from '@nondivy/contracts';
 import { badInput } from '@nondivy/errors';
 import { parseQuery } from '@nondivy/search';
+import type { Logger } from '@nondivy/log';
 import { keys, LuaScript, RedisLibraryState, withRedis, type Redis } from '@nondivy/state';
 
 /** Most index terms a type-ahead prefix expands to (the most common ones first would need counts; these are the first in order). */
@@ -15,6 +16,8 @@ const CANDIDATE_TAGS = 200;
 const TOP_TAGS = 20;
 
 const ix = keys.index;
+/** Version of the index rules; bump it when stored index data changes shape (see upgradeIndex). 2: path names. */
+export const INDEX_VERSION = 2;
 
 interface Cursor {
   score: number;
@@ -247,6 +250,23 @@ export class CatalogSearch {
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
       .slice(0, TOP_TAGS)
       .map(([tag, count]) => ({ tag, count }));
+  }
+
+  /**
+   * Rebuilds the index when it was built by an older version of the index rules (recorded in the site
+   * hash), so an upgraded site needs no manual step. Returns how many items were re-indexed.
+   */
+  async upgradeIndex(log: Logger): Promise<number> {
+    const current = Number((await this.redis.hget(keys.site, 'indexVersion')) ?? 0);
+    if (current >= INDEX_VERSION) return 0;
+    const items = await this.redis.zcard(keys.itemsByCreated);
+    let done = 0;
+    if (items > 0) {
+      log.info({ from: current, to: INDEX_VERSION, items }, 'rebuilding the search index for this version');
+      done = await this.reindex();
+    }
+    await this.redis.hset(keys.site, 'indexVersion', String(INDEX_VERSION));
+    return done;
   }
 
   /** Rebuilds the whole index from the item store; returns how many items were indexed. */

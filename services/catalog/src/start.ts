@@ -5,6 +5,7 @@ import { createBlobStore } from '@nondivy/storage';
 import type { FastifyInstance } from 'fastify';
 import { buildCatalog } from './app.js';
 import { EnrichmentWorker } from './enrichment.js';
+import { CatalogSearch } from './search.js';
 
 export interface RunningCatalog {
   app: FastifyInstance;
@@ -15,6 +16,7 @@ export interface RunningCatalog {
 /** Waits for Redis, opens the blob store, starts the enrichment worker, builds and listens. */
 export async function startCatalog(config: CatalogConfig, log: Logger, redis: Redis): Promise<RunningCatalog> {
   await waitForRedis(redis, log);
+  await new CatalogSearch(redis).upgradeIndex(log);
   const blobs = await createBlobStore(config.blobs, log);
   const worker = new EnrichmentWorker({ redis, blobs, log: log.child({ worker: 'enrichment' }) });
   worker.start();

@@ -1,8 +1,9 @@
-import { AuthService } from '@nondivy/auth';
+import type { AuthService } from '@nondivy/auth';
 import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
-import { RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUserStore, type Redis } from '@nondivy/state';
-import { createBlobStore, Library, type BlobStore } from '@nondivy/storage';
+import { createAuthService, createLibrary } from '@nondivy/runtime';
+import type { Redis } from '@nondivy/state';
+import { createBlobStore, type BlobStore, type Library } from '@nondivy/storage';
 import { type CatalogApi, CatalogClient } from './catalog-client.js';
 import { EventHub } from './event-hub.js';
 
@@ -20,20 +21,7 @@ export interface GatewayDeps {
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
 export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { blobs?: BlobStore; catalog?: CatalogApi } = {}): Promise<GatewayDeps> {
   const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
-  const library = new Library({
-    blobs,
-    state: new RedisLibraryState(redis),
-    log: log.child({ component: 'library' }),
-    maxUploadBytes: config.library.maxUploadBytes,
-    uploadLeaseMs: config.library.uploadLeaseSeconds * 1000,
-  });
-  const auth = new AuthService({
-    users: new RedisUserStore(redis),
-    sessions: new RedisSessionStore(redis),
-    throttle: new RedisLoginThrottle(redis),
-    sessionTtlSeconds: config.auth.sessionTtlSeconds,
-    maxFailures: config.auth.maxLoginFailures,
-    lockSeconds: config.auth.lockSeconds,
-  });
+  const library = createLibrary({ redis, blobs, log, ...config.library });
+  const auth = createAuthService(redis, config.auth);
   return { log, redis, blobs, library, auth, catalog: options.catalog ?? new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ worker: 'events' })) };
 }

@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { type Redis, waitForRedis } from '@nondivy/state';
-import { unavailable } from '@nondivy/errors';
+import { waitForBlobStore } from '@nondivy/runtime';
 import type { FastifyInstance } from 'fastify';
 import { buildGateway } from './app.js';
 import type { CatalogApi } from './catalog-client.js';
@@ -15,21 +15,6 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** Waits for the blob store, retrying, so the gateway can start before MinIO. */
-async function waitForBlobs(deps: GatewayDeps, log: Logger, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await deps.blobs.init();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw unavailable('The blob store did not answer in time', err);
-      if (attempt === 0) log.warn({ err: { message: (err as Error).message } }, 'waiting for the blob store');
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
 /**
  * Starts the gateway on an open Redis connection: waits for Redis and the blob store, makes sure an
  * admin exists (printing a generated password once), starts the upload sweeper, listens.
@@ -39,7 +24,7 @@ async function waitForBlobs(deps: GatewayDeps, log: Logger, timeoutMs = 60_000) 
 export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis, options: { catalog?: CatalogApi } = {}): Promise<RunningGateway> {
   await waitForRedis(redis, log);
   const deps = await createGatewayDeps(config, log, redis, options);
-  await waitForBlobs(deps, log);
+  await waitForBlobStore(deps.blobs, log);
 
   const admin = await deps.auth.bootstrapAdmin(config.auth.adminPassword);
   if (admin.generatedPassword) {

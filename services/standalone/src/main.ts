@@ -1,5 +1,6 @@
 import { CatalogSearch, startCatalog } from '@nondivy/catalog';
-import { loadCatalogConfig, loadGatewayConfig } from '@nondivy/config';
+import { loadCatalogConfig, loadFtpConfig, loadGatewayConfig } from '@nondivy/config';
+import { startFtpService } from '@nondivy/ftp';
 import { startGateway } from '@nondivy/gateway';
 import { createLogger } from '@nondivy/log';
 import { loadConfigOrExit, onShutdown } from '@nondivy/runtime';
@@ -14,6 +15,7 @@ import { RedisNotInstalledError, startEmbeddedRedis, type EmbeddedRedis } from '
 async function main() {
   const gatewayConfig = loadConfigOrExit(() => loadGatewayConfig());
   const catalogConfig = loadConfigOrExit(() => loadCatalogConfig());
+  const ftpConfig = loadConfigOrExit(() => loadFtpConfig());
   const log = createLogger('nondivy', gatewayConfig.logLevel);
   let embedded: EmbeddedRedis | undefined;
   let redisUrl = gatewayConfig.redis.url;
@@ -45,7 +47,9 @@ async function main() {
       catalog: { search: (q) => search.search(q), facets: (q) => search.facets(q) },
     });
     closers.push(gateway.close);
-    log.info({ url: gateway.url, docs: `${gateway.url}/docs`, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
+    const ftp = await startFtpService({ ...ftpConfig, redis: { url: redisUrl } }, log.child({ component: 'ftp' }), redis);
+    closers.push(ftp.close);
+    log.info({ url: gateway.url, docs: `${gateway.url}/docs`, ftpPort: ftp.ftp.port, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
   } catch (err) {
     log.fatal({ err }, 'start-up failed');
     await stop();

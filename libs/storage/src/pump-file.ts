@@ -1,17 +1,23 @@
 import type { FileHandle } from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
 
 /** Chunk size for file responses: large enough to amortise per-write costs, small enough to stay cheap. */
 export const SEND_CHUNK_BYTES = 1024 * 1024;
 
+/** Where file bytes go: an HTTP response or a socket (FTP data connection). */
+export interface ByteSink {
+  readonly destroyed: boolean;
+  write(chunk: Buffer, callback: (err?: Error | null) => void): boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 /**
- * Writes bytes `start..end` (inclusive) of an open file to a response, through two buffers used in
+ * Writes bytes `start..end` (inclusive) of an open file to a response or socket, through two buffers used in
  * turn: the next chunk is read while the previous one is being sent, and a buffer is reused only once
  * the response has flushed it. Memory per download is two chunks whatever the file size, and no
  * garbage is made per chunk (a stream of fresh buffers makes the collector work at these rates).
  * Resolves when every byte is handed to the socket; rejects when the client goes away.
  */
-export async function pumpFile(res: ServerResponse, file: FileHandle, start: number, end: number, chunkBytes = SEND_CHUNK_BYTES): Promise<void> {
+export async function pumpFile(res: ByteSink, file: FileHandle, start: number, end: number, chunkBytes = SEND_CHUNK_BYTES): Promise<void> {
   const total = end - start + 1;
   const size = Math.max(1, Math.min(chunkBytes, total));
   const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];

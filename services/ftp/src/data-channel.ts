@@ -1,0 +1,220 @@
+import { createServer, isIPv4, Socket, type Server } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { AppError } from '@nondivy/errors';
+import type { Logger } from '@nondivy/log';
+
+/** `::ffff:10.0.0.2` and `10.0.0.2` are the same client. */
+export function normalizeIp(address: string | undefined): string {
+  if (!address) return '';
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return (v4 ? v4[1]! : address).toLowerCase();
+}
+
+export interface ChannelOptions {
+  /** The client's address on the control connection: the only address allowed on the data connection. */
+  clientIp: string;
+  /** Wraps the data connection in TLS (after AUTH TLS + PROT P). */
+  tls?: SecureContext;
+  /** How long to wait for the data connection to be made. */
+  connectTimeoutMs: number;
+  log: Logger;
+}
+
+/** A data connection being set up by PASV/EPSV (we listen) or PORT/EPRT (we connect). */
+export interface DataChannel {
+  readonly kind: 'passive' | 'active';
+  /** Resolves with the connected (and, with TLS, secured) socket; rejects after the timeout. */
+  connect(): Promise<Socket>;
+  close(): void;
+}
+
+function secure(socket: Socket, context: SecureContext, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const tls = new TLSSocket(socket, { isServer: true, secureContext: context });
+    const timer = setTimeout(() => {
+      tls.destroy();
+      reject(new AppError('unavailable', 'TLS negotiation on the data connection timed out'));
+    }, timeoutMs);
+    tls.once('secure', () => {
+      clearTimeout(timer);
+      resolve(tls);
+    });
+    tls.once('error', (err) => {
+      clearTimeout(timer);
+      tls.destroy();
+      reject(new AppError('unavailable', 'TLS negotiation on the data connection failed', { cause: err }));
+    });
+  });
+}
+
+/** Hands out passive ports from the configured range, round robin, skipping those in use. */
+export class PassivePorts {
+  private next: number;
+  constructor(
+    readonly min: number,
+    readonly max: number,
+    private readonly host: string,
+  ) {
+    this.next = min;
+  }
+
+  /** Listens on the next free port of the range; fails when every port is busy. */
+  async listen(): Promise<Server> {
+    const count = this.max - this.min + 1;
+    for (let i = 0; i < count; i++) {
+      const port = this.next;
+      this.next = port >= this.max ? this.min : port + 1;
+      const server = createServer({ pauseOnConnect: true });
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen({ port, host: this.host, exclusive: true }, () => resolve(true));
+      });
+      if (ok) {
+        server.removeAllListeners('error');
+        return server;
+      }
+      server.close();
+    }
+    throw new AppError('unavailable', 'No passive port is free; try again shortly');
+  }
+}
+
+/**
+ * PASV/EPSV: a one-shot listener on a port of the range. The first connection from the client's own
+ * address is taken and the listener closes; connections from any other address are dropped and
+ * logged (they may be an attempt to steal the transfer) without disturbing the client's session.
+ */
+export class PassiveChannel implements DataChannel {
+  readonly kind = 'passive';
+  private socket: Socket | null = null;
+  private waiters: { resolve: (s: Socket) => void; reject: (e: Error) => void }[] = [];
+  private failure: Error | null = null;
+  private timer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly options: ChannelOptions,
+  ) {
+    server.on('connection', (socket: Socket) => this.accept(socket));
+    server.on('error', (err) => this.fail(new AppError('unavailable', 'The data connection failed', { cause: err })));
+    this.timer = setTimeout(() => this.fail(new AppError('unavailable', 'No data connection was made in time')), options.connectTimeoutMs);
+  }
+
+  static async open(ports: PassivePorts, options: ChannelOptions): Promise<PassiveChannel> {
+    return new PassiveChannel(await ports.listen(), options);
+  }
+
+  get port(): number {
+    return (this.server.address() as { port: number }).port;
+  }
+
+  private accept(socket: Socket) {
+    const from = normalizeIp(socket.remoteAddress);
+    if (this.socket || this.failure || from !== this.options.clientIp) {
+      if (from !== this.options.clientIp) {
+        this.options.log.warn({ from, client: this.options.clientIp, port: this.port }, 'refused a data connection from another address than the client');
+      }
+      socket.destroy();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.server.close();
+    const ready = this.options.tls ? secure(socket, this.options.tls, this.options.connectTimeoutMs) : Promise.resolve(socket);
+    ready.then(
+      (s) => {
+        this.socket = s;
+        for (const w of this.waiters.splice(0)) w.resolve(s);
+      },
+      (err: Error) => this.fail(err),
+    );
+  }
+
+  private fail(err: Error) {
+    if (this.socket) return;
+    this.failure ??= err;
+    clearTimeout(this.timer);
+    this.server.close();
+    for (const w of this.waiters.splice(0)) w.reject(this.failure);
+  }
+
+  connect(): Promise<Socket> {
+    if (this.socket) return Promise.resolve(this.socket);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  close() {
+    this.fail(new AppError('unavailable', 'Data connection closed'));
+    this.socket?.destroy();
+  }
+}
+
+/**
+ * PORT/EPRT: we connect to the client when the transfer starts. Only the client's own address is
+ * accepted (no FTP bounce), and only unprivileged ports.
+ */
+export class ActiveChannel implements DataChannel {
+  readonly kind = 'active';
+  private socket: Socket | null = null;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly options: ChannelOptions,
+  ) {}
+
+  /** Parses `h1,h2,h3,h4,p1,p2` (PORT) or `|1|addr|port|` / `|2|addr|port|` (EPRT). */
+  static parse(directive: 'PORT' | 'EPRT', arg: string | null): { host: string; port: number } {
+    const bad = () => new AppError('bad_input', `Illegal ${directive} command`);
+    if (!arg) throw bad();
+    if (directive === 'PORT') {
+      const parts = arg.trim().split(',');
+      if (parts.length !== 6 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) throw bad();
+      const n = parts.map(Number);
+      return { host: n.slice(0, 4).join('.'), port: n[4]! * 256 + n[5]! };
+    }
+    const d = arg.trim()[0];
+    if (!d) throw bad();
+    const fields = arg.trim().split(d);
+    if (fields.length !== 5 || fields[0] !== '' || fields[4] !== '') throw bad();
+    const [, proto, host, port] = fields as [string, string, string, string];
+    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw bad();
+    if (proto === '1' && !isIPv4(host)) throw bad();
+    if (proto !== '1' && proto !== '2') throw new AppError('bad_input', 'Network protocol not supported, use (1,2)');
+    return { host, port: Number(port) };
+  }
+
+  /** Refuses any address but the client's and privileged ports. */
+  static check(target: { host: string; port: number }, clientIp: string): void {
+    if (normalizeIp(target.host) !== clientIp) throw new AppError('bad_input', 'Illegal PORT: data connections go only to your own address');
+    if (target.port < 1024) throw new AppError('bad_input', 'Illegal PORT: use a port of 1024 or above');
+  }
+
+  connect(): Promise<Socket> {
+    if (this.socket) return Promise.resolve(this.socket);
+    return new Promise((resolve, reject) => {
+      const socket = new Socket();
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new AppError('unavailable', 'Could not open the data connection in time'));
+      }, this.options.connectTimeoutMs);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new AppError('unavailable', 'Could not open the data connection', { cause: err }));
+      });
+      socket.connect({ host: this.host, port: this.port }, () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        const ready = this.options.tls ? secure(socket, this.options.tls, this.options.connectTimeoutMs) : Promise.resolve(socket);
+        ready.then((s) => {
+          this.socket = s;
+          resolve(s);
+        }, reject);
+      });
+    });
+  }
+
+  close() {
+    this.socket?.destroy();
+  }
+}

@@ -1,0 +1,3 @@
+export { startFtpService, type RunningFtp } from './start.js';
+export { startFtp, type FtpFrontDoor, type FtpDeps } from './server.js';
+export { resolvePath, type VirtualPath } from './paths.js';

@@ -1,0 +1,618 @@
+import type { Socket } from 'node:net';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { finished } from 'node:stream/promises';
+import type { SecureContext } from 'node:tls';
+import type { AuthService } from '@nondivy/auth';
+import type { Item } from '@nondivy/contracts';
+import { AppError, ftpCodeOf, isAppError } from '@nondivy/errors';
+import type { Logger } from '@nondivy/log';
+import { pumpFile, safeFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
+import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
+import { folderEntry, ftpTime, itemEntry, lsLine, mlsxLine, type Entry } from './listing.js';
+import { isFolder, quotePath, resolvePath, subfolders, type VirtualPath } from './paths.js';
+
+/** The part of ftp-srv's connection object a session uses. */
+export interface FtpSrvConnection {
+  commandSocket: Socket;
+  secure: boolean;
+  authenticated: boolean;
+  reply(code: number, ...messages: string[]): PromiseLike<unknown>;
+}
+
+/** What every session of one server shares. */
+export interface SessionContext {
+  library: Library;
+  auth: AuthService;
+  log: Logger;
+  ports: PassivePorts;
+  /** Announced in PASV replies to clients that are not on this machine; default: our local address. */
+  pasvAddress?: string;
+  tls?: SecureContext;
+  tlsRequired: boolean;
+  idleMs: number;
+  dataTimeoutMs: number;
+  maxUploadBytes: number;
+  siteName: string;
+  /** True once the server is shutting down: no new transfers. */
+  closing(): boolean;
+}
+
+interface Transfer {
+  /** Stops the transfer: its handler then replies 426 and cleans up. */
+  abort(reason: string): void;
+  bytes(): number;
+}
+
+const MAX_LINE_BYTES = 8 * 1024;
+const MAX_QUEUED_COMMANDS = 32;
+/** Commands answered at once even while a transfer runs (RFC 959: ABOR, STAT, QUIT). */
+const URGENT = new Set(['ABOR', 'STAT', 'QUIT', 'NOOP']);
+
+/**
+ * One FTP control connection: who is logged in, the working folder, the pending data channel, the
+ * running transfer, the idle timer. Commands are read here (not by ftp-srv): lines are reassembled
+ * across TCP segments, length-capped, queued and run one at a time, except ABOR/STAT/QUIT/NOOP,
+ * which are answered while a transfer runs so a client can stop it.
+ */
+export class FtpSession {
+  actor: Actor | null = null;
+  username: string | null = null;
+  loggedIn = false;
+  cwd = '/';
+  rest = 0;
+  renameFrom: Extract<VirtualPath, { type: 'item' }> | null = null;
+  private channel: DataChannel | null = null;
+  private transfer: Transfer | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private pending: Buffer = Buffer.alloc(0);
+  private queue: string[] = [];
+  private running = false;
+  private closed = false;
+  readonly ip: string;
+  readonly log: Logger;
+
+  constructor(
+    readonly conn: FtpSrvConnection,
+    private readonly ctx: SessionContext,
+    private readonly dispatch: (line: string) => Promise<unknown>,
+  ) {
+    this.ip = normalizeIp(conn.commandSocket.remoteAddress);
+    this.log = ctx.log.child({ client: this.ip });
+    const socket = conn.commandSocket;
+    // ftp-srv splits each TCP segment on CRLF as it comes; we take over reading the control channel.
+    socket.removeAllListeners('data');
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.once('close', () => this.onClose());
+    this.armIdle();
+  }
+
+  get transferring(): boolean {
+    return this.transfer !== null;
+  }
+
+  // ---- control channel -------------------------------------------------------------------------
+
+  private onData(chunk: Buffer) {
+    if (this.closed) return;
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    let nl: number;
+    while ((nl = this.pending.indexOf(0x0a)) !== -1) {
+      let line = this.pending.subarray(0, nl);
+      this.pending = this.pending.subarray(nl + 1);
+      if (line.length && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
+      this.onLine(stripTelnet(line).toString('utf8'));
+      if (this.closed) return;
+    }
+    if (this.pending.length > MAX_LINE_BYTES) {
+      void this.closeWith(500, 'Command line too long');
+    }
+  }
+
+  private onLine(line: string) {
+    if (!line.trim()) return;
+    this.armIdle();
+    const directive = line.trim().split(' ', 1)[0]!.toUpperCase();
+    if (this.transfer && URGENT.has(directive)) {
+      if (directive === 'ABOR') return this.transfer.abort('ABOR');
+      if (directive === 'STAT') return void this.conn.reply(213, `Transfer in progress: ${this.transfer.bytes()} bytes so far`);
+      if (directive === 'NOOP') return void this.conn.reply(200, 'NOOP ok');
+      this.transfer.abort('QUIT');
+      return void this.closeWith(221, 'Goodbye');
+    }
+    if (this.queue.length >= MAX_QUEUED_COMMANDS) {
+      void this.closeWith(421, 'Too many commands sent at once');
+      return;
+    }
+    this.queue.push(line);
+    void this.drain();
+  }
+
+  private async drain() {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length && !this.closed) {
+        const line = this.queue.shift()!;
+        try {
+          await this.dispatch(line);
+        } catch (err) {
+          await this.fail(err);
+        }
+        this.armIdle();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** (Re)starts the idle timer; it does not run while a transfer does (the data timeout covers that). */
+  armIdle() {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    if (this.closed || this.transfer) return;
+    this.idleTimer = setTimeout(() => {
+      this.log.info({ user: this.username }, 'closing an idle FTP connection');
+      void this.closeWith(421, 'Idle timeout: closing the control connection');
+    }, this.ctx.idleMs);
+    this.idleTimer.unref();
+  }
+
+  /** Replies (when the socket still takes it) and closes the control connection. */
+  async closeWith(code: number, message: string) {
+    if (this.closed) return;
+    const socket = this.conn.commandSocket;
+    try {
+      if (socket.writable) await Promise.race([this.conn.reply(code, message), new Promise((r) => setTimeout(r, 1000))]);
+    } finally {
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+      this.onClose();
+    }
+  }
+
+  private onClose() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.transfer?.abort('control connection closed');
+    this.channel?.close();
+    this.channel = null;
+    this.queue = [];
+  }
+
+  /** Ends the session for a server shutdown: stops any transfer (nothing half-done is kept). */
+  shutdown(): Promise<void> {
+    this.transfer?.abort('server shutting down');
+    return this.closeWith(421, 'Service shutting down; please reconnect later');
+  }
+
+  /** Replies to a failure with a safe message: an AppError's own, else a generic one (logged in full). */
+  async fail(err: unknown, fallbackCode = 451): Promise<void> {
+    if (isAppError(err)) {
+      if (err.kind === 'internal') this.log.error({ err }, 'FTP command failed');
+      await this.conn.reply(ftpCodeOf[err.kind], err.message);
+      return;
+    }
+    this.log.error({ err }, 'FTP command failed');
+    await this.conn.reply(fallbackCode, 'Local error in processing');
+  }
+
+  // ---- login -----------------------------------------------------------------------------------
+
+  private tlsMissing(): boolean {
+    return this.ctx.tlsRequired && !this.conn.secure;
+  }
+
+  async user(arg: string | null) {
+    if (this.loggedIn) return this.conn.reply(503, 'Already logged in');
+    if (this.tlsMissing()) return this.conn.reply(530, 'This server requires TLS: send AUTH TLS first');
+    const name = (arg ?? '').trim();
+    if (!name) return this.conn.reply(501, 'Give a user name (or anonymous)');
+    this.username = name;
+    if (isAnonymous(name)) return this.conn.reply(331, 'Anonymous access: send any password (your e-mail address, by custom)');
+    return this.conn.reply(331, `Password required for ${name}`);
+  }
+
+  async pass(arg: string | null) {
+    if (this.loggedIn) return this.conn.reply(503, 'Already logged in');
+    if (this.tlsMissing()) return this.conn.reply(530, 'This server requires TLS: send AUTH TLS first');
+    if (!this.username) return this.conn.reply(503, 'Send USER first');
+    const username = this.username;
+    if (isAnonymous(username)) {
+      this.login(null);
+      this.log.info('anonymous FTP login');
+      return this.conn.reply(230, 'Anonymous access granted: you can list and download; log in with an account to upload');
+    }
+    try {
+      const user = await this.ctx.auth.verifyLogin(username, arg ?? '', this.ip);
+      this.login({ username: user.username, role: user.role });
+      this.log.info({ user: user.username }, 'FTP login');
+      return this.conn.reply(230, `Welcome to ${this.ctx.siteName}, ${user.username}`);
+    } catch (err) {
+      this.username = null;
+      if (isAppError(err) && err.kind === 'unauthorized') {
+        this.log.info({ user: username }, 'FTP login failed');
+        return this.conn.reply(530, 'Login incorrect');
+      }
+      if (isAppError(err) && err.kind === 'rate_limited') {
+        this.log.warn({ user: username }, 'FTP login refused: too many failures from this address');
+        return this.closeWith(421, `Too many failed logins from your address; try again in ${err.retryAfter ?? 60} seconds`);
+      }
+      return this.fail(err);
+    }
+  }
+
+  private login(actor: Actor | null) {
+    this.actor = actor;
+    this.loggedIn = true;
+    this.conn.authenticated = true;
+  }
+
+  // ---- folders ---------------------------------------------------------------------------------
+
+  private resolve(arg: string | null): VirtualPath {
+    return resolvePath(this.cwd, arg);
+  }
+
+  pwd() {
+    return this.conn.reply(257, `${quotePath(this.cwd)} is the current folder`);
+  }
+
+  cwdTo(arg: string | null) {
+    const p = this.resolve(arg ?? '/');
+    if (!isFolder(p)) return this.conn.reply(550, `${arg}: no such folder`);
+    this.cwd = p.path;
+    return this.conn.reply(250, `Folder changed to ${p.path}`);
+  }
+
+  mkd() {
+    return this.conn.reply(550, 'Folders are fixed here: /library/<kind>/ for each kind, and /upload/');
+  }
+
+  private canChange(item: Item): boolean {
+    return !!this.actor && (this.actor.role === 'admin' || this.actor.username === item.uploadedBy);
+  }
+
+  private async findItem(p: VirtualPath): Promise<{ item: Item; path: Extract<VirtualPath, { type: 'item' }> }> {
+    if (p.type !== 'item') throw new AppError('not_found', isFolder(p) ? 'Not a plain file' : 'No such file');
+    const item = await this.ctx.library.findByName(p.kind, p.name);
+    if (!item) throw new AppError('not_found', 'No such file');
+    return { item, path: p };
+  }
+
+  private async *entries(p: VirtualPath): AsyncGenerator<Entry[]> {
+    const member = !!this.actor;
+    if (p.type === 'root' || p.type === 'library') {
+      yield subfolders(p).map((name) => folderEntry(name, member && (name === 'upload' || p.type === 'library')));
+      return;
+    }
+    if (p.type === 'upload') return;
+    if (p.type === 'kind') {
+      for await (const page of this.ctx.library.listFolder(p.kind)) {
+        yield page.map(({ name, item }) => itemEntry(name, item, this.canChange(item)));
+      }
+      return;
+    }
+    const { item, path } = await this.findItem(p);
+    yield [itemEntry(path.name, item, this.canChange(item))];
+  }
+
+  /** LIST, NLST and MLSD: the listing goes over the data connection, a page at a time. */
+  async list(directive: 'LIST' | 'NLST' | 'MLSD', arg: string | null) {
+    const p = this.resolve(stripListFlags(arg));
+    if (directive === 'MLSD' && !isFolder(p)) return this.conn.reply(501, 'MLSD lists folders; use MLST for a file');
+    if (p.type === 'missing' || p.type === 'drop') return this.conn.reply(550, 'No such file or folder');
+    if (p.type === 'item') await this.findItem(p);
+    const format = directive === 'LIST' ? (e: Entry) => lsLine(e) : directive === 'NLST' ? (e: Entry) => e.name : mlsxLine;
+    await this.withData(async (socket) => {
+      for await (const page of this.entries(p)) {
+        const text = page.map((e) => `${format(e)}\r\n`).join('');
+        if (!socket.write(text)) await waitDrain(socket);
+      }
+    }, 'Here comes the listing');
+  }
+
+  async mlst(arg: string | null) {
+    const p = this.resolve(arg);
+    let entry: Entry;
+    if (isFolder(p)) entry = folderEntry(p.path === '/' ? '/' : p.path.split('/').pop()!, !!this.actor);
+    else {
+      const { item, path } = await this.findItem(p);
+      entry = itemEntry(path.name, item, this.canChange(item));
+    }
+    return this.conn.reply(250, `Listing ${p.path}`, ` ${mlsxLine({ ...entry, name: p.path })}`, 'End');
+  }
+
+  async size(arg: string | null) {
+    const { item } = await this.findItem(this.resolve(arg));
+    return this.conn.reply(213, String(item.size));
+  }
+
+  async mdtm(arg: string | null) {
+    const { item } = await this.findItem(this.resolve(arg));
+    return this.conn.reply(213, ftpTime(new Date(item.createdAt)));
+  }
+
+  restAt(arg: string | null) {
+    if (!arg || !/^\d{1,16}$/.test(arg.trim())) return this.conn.reply(501, 'REST takes a byte offset');
+    this.rest = Number(arg.trim());
+    return this.conn.reply(350, `Restarting at ${this.rest}; now send RETR`);
+  }
+
+  // ---- changes ---------------------------------------------------------------------------------
+
+  private member(): Actor {
+    if (!this.actor) throw new AppError('forbidden', 'Permission denied: anonymous users can list and download only');
+    return this.actor;
+  }
+
+  async dele(arg: string | null) {
+    const actor = this.member();
+    const { item } = await this.findItem(this.resolve(arg));
+    await this.ctx.library.remove(item.id, actor);
+    return this.conn.reply(250, 'Deleted');
+  }
+
+  async rnfr(arg: string | null) {
+    this.member();
+    const { path } = await this.findItem(this.resolve(arg));
+    this.renameFrom = path;
+    return this.conn.reply(350, 'Ready for RNTO');
+  }
+
+  /** Renames an item: a new file name (and title, when the title was the old file name) or kind. */
+  async rnto(arg: string | null) {
+    const actor = this.member();
+    const from = this.renameFrom;
+    this.renameFrom = null;
+    if (!from) return this.conn.reply(503, 'Send RNFR first');
+    const to = this.resolve(arg);
+    if (to.type !== 'item') return this.conn.reply(553, 'Items can be renamed within /library/<kind>/ only');
+    checkName(to.name);
+    const { item } = await this.findItem(from);
+    if (from.kind === to.kind && from.name === to.name) return this.conn.reply(250, 'Renamed');
+    const taken = await this.ctx.library.findByName(to.kind, to.name);
+    if (taken && taken.id !== item.id) return this.conn.reply(553, `${to.name} already exists in /library/${to.kind}`);
+    const patch: { filename: string; kind?: Item['kind']; title?: string } = { filename: to.name };
+    if (to.kind !== item.kind) patch.kind = to.kind;
+    if (item.title === titleFromFilename(item.filename)) patch.title = titleFromFilename(to.name);
+    const updated = await this.ctx.library.update(item.id, patch, actor);
+    const name = await this.ctx.library.nameOf(updated.id);
+    return this.conn.reply(250, `Renamed to /library/${updated.kind}/${name ?? to.name}`);
+  }
+
+  // ---- data connections ------------------------------------------------------------------------
+
+  private channelOptions() {
+    return { clientIp: this.ip, tls: this.conn.secure ? this.ctx.tls : undefined, connectTimeoutMs: this.ctx.dataTimeoutMs, log: this.log };
+  }
+
+  private replaceChannel(channel: DataChannel | null) {
+    this.channel?.close();
+    this.channel = channel;
+  }
+
+  async pasv(extended: boolean) {
+    if (this.ctx.closing()) return this.conn.reply(421, 'Service shutting down');
+    const channel = await PassiveChannel.open(this.ctx.ports, this.channelOptions());
+    this.replaceChannel(channel);
+    if (extended) return this.conn.reply(229, `Entering Extended Passive Mode (|||${channel.port}|)`);
+    const local = normalizeIp(this.conn.commandSocket.localAddress);
+    const loopback = this.ip === '127.0.0.1' || this.ip === '::1';
+    const address = loopback ? local : (this.ctx.pasvAddress ?? local);
+    if (!/^\d+\.\d+\.\d+\.\d+$/.test(address)) {
+      this.replaceChannel(null);
+      return this.conn.reply(425, 'PASV needs IPv4: use EPSV');
+    }
+    const p = channel.port;
+    return this.conn.reply(227, `Entering Passive Mode (${address.replace(/\./g, ',')},${p >> 8},${p & 255})`);
+  }
+
+  async port(directive: 'PORT' | 'EPRT', arg: string | null) {
+    const target = ActiveChannel.parse(directive, arg);
+    try {
+      ActiveChannel.check(target, this.ip);
+    } catch (err) {
+      this.log.warn({ target: target.host, port: target.port }, `refused ${directive} to another address than the client or a privileged port`);
+      throw err;
+    }
+    this.replaceChannel(new ActiveChannel(target.host, target.port, this.channelOptions()));
+    return this.conn.reply(200, `${directive} command successful; consider using EPSV`);
+  }
+
+  /**
+   * Runs `work` on the data connection: replies 150, pauses the idle timer, stops a stalled data
+   * connection after the data timeout, closes the data connection when done and replies 226, or 426
+   * when the transfer was aborted or the connection failed.
+   */
+  private async withData(work: (socket: Socket, transfer: { aborted: () => string | null }) => Promise<void | string>, opening: string): Promise<void> {
+    const channel = this.channel;
+    this.channel = null;
+    if (!channel) return void (await this.conn.reply(425, 'Use PASV, EPSV, PORT or EPRT first'));
+    if (this.ctx.closing()) {
+      channel.close();
+      return void (await this.conn.reply(421, 'Service shutting down'));
+    }
+    let socket: Socket;
+    try {
+      socket = await channel.connect();
+    } catch (err) {
+      channel.close();
+      return void (await this.conn.reply(425, isAppError(err) ? err.message : 'Cannot open the data connection'));
+    }
+    let abortReason: string | null = null;
+    const stop = (reason: string) => {
+      abortReason ??= reason;
+      socket.destroy();
+    };
+    socket.setTimeout(this.ctx.dataTimeoutMs, () => stop('data connection stalled'));
+    socket.on('error', () => undefined);
+    this.transfer = { abort: stop, bytes: () => socket.bytesRead + socket.bytesWritten };
+    this.armIdle();
+    try {
+      await this.conn.reply(150, opening);
+      const done = await work(socket, { aborted: () => abortReason });
+      if (abortReason) throw new Error(abortReason);
+      if (!socket.destroyed) {
+        socket.end();
+        await finished(socket).catch(() => undefined);
+      }
+      if (abortReason) throw new Error(abortReason);
+      await this.conn.reply(226, done || 'Transfer complete');
+    } catch (err) {
+      socket.destroy();
+      if (abortReason === 'ABOR') {
+        await this.conn.reply(426, 'Transfer aborted');
+        await this.conn.reply(226, 'ABOR successful');
+      } else if (isAppError(err) && !abortReason) {
+        await this.fail(err);
+      } else {
+        if (!isAppError(err) && !abortReason) this.log.warn({ err }, 'FTP transfer failed');
+        await this.conn.reply(426, abortReason === 'data connection stalled' ? 'Data connection stalled; transfer aborted' : 'Connection closed; transfer aborted');
+      }
+    } finally {
+      channel.close();
+      this.transfer = null;
+      this.armIdle();
+    }
+  }
+
+  /** RETR, from REST's offset when one was given. Local blob files are sent with reused buffers. */
+  async retr(arg: string | null) {
+    const offset = this.rest;
+    this.rest = 0;
+    const { item, path } = await this.findItem(this.resolve(arg));
+    if (offset > item.size) return this.conn.reply(554, `Restart offset ${offset} is beyond the end of the file (${item.size} bytes)`);
+    const library = this.ctx.library;
+    await this.withData(async (socket) => {
+      if (offset === item.size) return;
+      const file = await library.openFile(item.id);
+      if (file) {
+        try {
+          await pumpFile(socket, file.file, offset, item.size - 1);
+        } finally {
+          await file.file.close();
+        }
+      } else {
+        const { stream } = await library.open(item.id, { start: offset, end: item.size - 1 });
+        try {
+          for await (const chunk of stream) if (!socket.write(chunk)) await waitDrain(socket);
+        } finally {
+          stream.destroy();
+        }
+      }
+      this.log.info({ id: item.id, offset, size: item.size, user: this.actor?.username ?? 'anonymous' }, 'FTP download');
+      if (offset === 0) library.countDownload(item.id).catch((err) => this.log.warn({ err }, 'download not counted'));
+    }, `Opening BINARY data connection for ${path.name} (${item.size - offset} bytes)`);
+  }
+
+  /**
+   * STOR into /library/<kind>/ (a new name there) or /upload/ (kind guessed). The bytes are staged
+   * through the library like any upload and committed only when the data connection ended cleanly
+   * and the session is still there; anything else discards them.
+   */
+  async stor(directive: 'STOR' | 'APPE' | 'STOU', arg: string | null) {
+    const actor = this.member();
+    const offset = this.rest;
+    this.rest = 0;
+    if (directive === 'APPE' || offset > 0) return this.conn.reply(550, 'Appending and resuming uploads are not supported: upload the whole file');
+    let target = this.resolve(directive === 'STOU' && !arg ? `upload-${Date.now()}` : arg);
+    if (directive === 'STOU' && target.type === 'item') target = { type: 'drop', path: `/upload/${target.name}`, name: target.name };
+    if (target.type !== 'item' && target.type !== 'drop') return this.conn.reply(553, 'Store files into /library/<kind>/ or /upload/');
+    checkName(target.name);
+    if (target.type === 'item' && (await this.ctx.library.findByName(target.kind, target.name))) {
+      return this.conn.reply(553, `${target.name} already exists in /library/${target.kind}: choose another name, or store into /upload/`);
+    }
+    const kind = target.type === 'item' ? target.kind : undefined;
+    const name = target.name;
+    const library = this.ctx.library;
+    await this.withData(async (socket, transfer) => {
+      let staged;
+      try {
+        staged = await library.stage(socket);
+      } catch (err) {
+        if (isAppError(err) && err.kind === 'too_large') {
+          socket.destroy();
+          throw new AppError('too_large', `Exceeded storage allocation: files are limited to ${this.ctx.maxUploadBytes} bytes; nothing was stored`);
+        }
+        throw err;
+      }
+      // A client that dies closes its data connection like a finished upload would: let the close of
+      // the control connection, if it comes with it, be seen before committing.
+      await nextTurn();
+      const aborted = transfer.aborted() ?? (this.closed ? 'control connection closed' : null);
+      if (aborted) {
+        await staged.discard();
+        throw new Error(aborted);
+      }
+      const item = await staged.commit({ filename: name, kind }, actor);
+      const stored = await library.nameOf(item.id);
+      this.log.info({ id: item.id, size: item.size, user: actor.username }, 'FTP upload');
+      return `Transfer complete: stored as /library/${item.kind}/${stored ?? item.filename}`;
+    }, `Ok to send data for ${name}`);
+  }
+
+  // ---- status ----------------------------------------------------------------------------------
+
+  stat() {
+    return this.conn.reply(
+      211,
+      `${this.ctx.siteName} FTP status`,
+      ` Connected from ${this.ip}`,
+      ` Logged in as ${this.loggedIn ? (this.actor?.username ?? 'anonymous') : '(nobody)'}`,
+      ` TYPE: BINARY; ${this.conn.secure ? 'control connection secured with TLS' : 'no TLS'}`,
+      'End of status',
+    );
+  }
+
+  feat() {
+    const features = ['EPRT', 'EPSV', 'MDTM', 'MLST type*;size*;modify*;perm*;', 'PASV', 'REST STREAM', 'SIZE', 'TVFS', 'UTF8'];
+    if (this.ctx.tls) features.push('AUTH TLS', 'PBSZ', 'PROT');
+    return this.conn.reply(211, 'Features:', ...features.sort().map((f) => ` ${f}`), 'End');
+  }
+}
+
+const isAnonymous = (name: string) => name.toLowerCase() === 'anonymous' || name.toLowerCase() === 'ftp';
+
+/** A name must already be what the library would store, so the file ends up exactly where asked. */
+function checkName(name: string) {
+  const safe = safeFilename(name, '');
+  if (safe !== name) throw new AppError('bad_input', safe ? `File name not allowed; "${safe}" would be` : 'File name not allowed');
+}
+
+/** `LIST -la /path` → `/path`; a lone `-la` → no path. */
+function stripListFlags(arg: string | null): string | null {
+  if (!arg) return null;
+  const m = /^(?:-[A-Za-z]+\s*)+(.*)$/.exec(arg.trim());
+  return m ? m[1] || null : arg;
+}
+
+/** Drops Telnet commands (IAC sequences) that some clients send before ABOR. */
+function stripTelnet(line: Buffer): Buffer {
+  if (!line.includes(0xff)) return line;
+  const out: number[] = [];
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === 0xff) {
+      if (line[i + 1] === 0xff) out.push(0xff);
+      i++;
+      continue;
+    }
+    out.push(line[i]!);
+  }
+  return Buffer.from(out);
+}
+
+function waitDrain(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      socket.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      socket.off('drain', onDrain);
+      reject(new Error('data connection closed'));
+    };
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+  });
+}
