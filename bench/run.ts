@@ -3,7 +3,8 @@
  * and reading the same bytes straight to the blob store (fs, and s3 against s3rver), and beside nginx
  * serving the same file when nginx is installed. Prints MiB/s and ratios measured in this one run,
  * and the gateway's peak RSS during each transfer. BENCH_SIZE (default 1GiB) sets the file size;
- * BENCH_DRIVERS (default "fs,s3") which drivers to measure.
+ * BENCH_DRIVERS (default "fs,s3") which drivers to measure. The "ftp" part (bench/ftp.ts) does the
+ * same through the FTP service, and the "search" part (bench/search.ts) measures the catalogue.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { createLogger } from '@nondivy/log';
 import { freePort } from '@nondivy/standalone';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@nondivy/storage';
 import { randomBytes } from 'node:crypto';
+import { ftpBench } from './ftp.js';
 import { searchBench } from './search.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -23,8 +25,8 @@ const SIZE = byteSize.parse(process.env.BENCH_SIZE ?? '1GiB');
 const DRIVERS = (process.env.BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.trim()) as ('fs' | 's3')[];
 /** Each figure is the best of this many runs: on a busy 2-core machine noise only ever slows a run. */
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-/** Which parts to run: transfers (1 GiB through the gateway) and/or search (catalogue). */
-const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search').split(',').map((p) => p.trim());
+/** Which parts to run: transfers (1 GiB through the gateway), search (catalogue), ftp (the FTP service). */
+const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,ftp').split(',').map((p) => p.trim());
 const SEARCH_ITEMS = Number(process.env.BENCH_SEARCH_ITEMS ?? 100_000);
 /**
  * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
@@ -37,6 +39,8 @@ const work = mkdtempSync(join(benchRoot(), 'nondivy-bench-'));
 chmodSync(work, 0o755); // nginx's workers run as an unprivileged user
 const children: ChildProcess[] = [];
 const log = createLogger('bench', 'silent');
+/** The admin account's password on every server the bench starts. */
+const ADMIN_PASSWORD = 'bench-password';
 
 const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 
@@ -68,6 +72,14 @@ function startChild(cmd: string, args: string[], env: Record<string, string>, re
   });
 }
 
+/** Stops a child this bench started (by its pid) and waits for it to exit. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
 /** Samples a process's resident memory every 50 ms while `fn` runs; returns fn's duration and the peak. */
 async function measure(pid: number | undefined, fn: () => Promise<void> | void): Promise<{ ms: number; peakRss: number }> {
   let peak = 0;
@@ -89,17 +101,22 @@ async function measure(pid: number | undefined, fn: () => Promise<void> | void):
   return { ms, peakRss: peak };
 }
 
-/** curl as the client: one process, no JavaScript on the client side of the measurement. */
-function curl(args: string[]): Promise<string> {
+/**
+ * curl as the client: one process, no JavaScript on the client side of the measurement. Resolves with
+ * what curl wrote to stdout and to stderr (with -v, the server's replies).
+ */
+function runCurl(args: string[]): Promise<{ out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn('curl', ['-sS', '--fail', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`curl ${args.join(' ')}: exit ${code}: ${err}`))));
+    child.once('exit', (code) => (code === 0 ? resolve({ out, err }) : reject(new Error(`curl ${args.join(' ')}: exit ${code}: ${err.slice(-2000)}`))));
   });
 }
+
+const curl = async (args: string[]): Promise<string> => (await runCurl(args)).out;
 
 /** Runs `fn` RUNS times and keeps the fastest run and the highest peak RSS. */
 async function best(pid: number | undefined, fn: () => Promise<void>): Promise<{ rate: number; peakRss: number }> {
@@ -113,7 +130,7 @@ async function best(pid: number | undefined, fn: () => Promise<void>): Promise<{
   return { rate, peakRss };
 }
 
-async function direct(store: BlobStore, file: string) {
+async function direct(store: BlobStore, file: string): Promise<{ up: number; down: number }> {
   let key = '';
   const up = await best(undefined, async () => {
     if (key) await store.remove(key);
@@ -131,9 +148,74 @@ async function direct(store: BlobStore, file: string) {
   return { up: up.rate, down: down.rate };
 }
 
-async function startRedis(): Promise<string> {
+/** The direct figures of each driver, measured once per run and shared by the parts that compare to them. */
+const directByDriver = new Map<string, { up: number; down: number }>();
+async function directFigures(driver: 'fs' | 's3', store: BlobStore, file: string) {
+  let figures = directByDriver.get(driver);
+  if (!figures) directByDriver.set(driver, (figures = await direct(store, file)));
+  return figures;
+}
+
+/** The payload: one file of SIZE bytes in the work folder, made on first use. */
+let payloadFile = '';
+function payload(): string {
+  if (!payloadFile) {
+    payloadFile = join(work, 'payload.bin');
+    makeFile(payloadFile, SIZE);
+  }
+  return payloadFile;
+}
+
+/** A site for one driver: its own Redis, and for s3 its own s3rver; the servers' env and the store opened directly. */
+interface Site {
+  env: Record<string, string>;
+  store: BlobStore;
+  /** Closes the store and stops this site's processes. */
+  close(): Promise<void>;
+}
+
+async function openSite(driver: 'fs' | 's3', prefix = ''): Promise<Site> {
+  const data = join(work, `${prefix}data-${driver}`);
+  const started: ChildProcess[] = [];
+  // A Redis per driver: a site's item store and blob store go together.
+  const redisUrl = await startRedis((c) => started.push(c));
+  let store: BlobStore;
+  const env: Record<string, string> = { REDIS_URL: redisUrl, NONDIVY_DATA_DIR: data, NONDIVY_BLOB_DRIVER: driver };
+  if (driver === 'fs') {
+    store = new FsBlobStore(join(data, 'blobs'));
+  } else {
+    const port = await freePort();
+    const dir = join(work, `${prefix}s3`);
+    spawnSync('mkdir', ['-p', dir]);
+    started.push(await startChild(process.execPath, ['--import', 'tsx', 'bench/s3-server.ts', dir, String(port)], {}, /ready/));
+    Object.assign(env, { S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_ACCESS_KEY: 'S3RVER', S3_SECRET_KEY: 'S3RVER', S3_BUCKET: 'nondivy' });
+    store = await S3BlobStore.create({ endpoint: env.S3_ENDPOINT!, accessKey: 'S3RVER', secretKey: 'S3RVER', bucket: 'nondivy', region: 'us-east-1', partSize: 8 * MiB }, () => undefined);
+  }
+  await store.init();
+  return {
+    env,
+    store,
+    close: async () => {
+      await store.close().catch(() => undefined);
+      for (const c of started.reverse()) await stopChild(c);
+    },
+  };
+}
+
+/** Prints a titled table: columns padded to their widest cell. */
+function printTable(title: string, header: string[], rows: string[][]) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  console.log(`\n${title}`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+async function startRedis(onStart?: (child: ChildProcess) => void): Promise<string> {
   const port = await freePort();
-  await startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, /Ready to accept/);
+  const child = await startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, /Ready to accept/);
+  onStart?.(child);
   return `redis://127.0.0.1:${port}`;
 }
 
@@ -148,7 +230,7 @@ async function startStandalone(env: Record<string, string>): Promise<{ child: Ch
     NONDIVY_HTTP_HOST: '127.0.0.1',
     NONDIVY_HTTP_PORT: String(port),
     NONDIVY_CATALOG_PORT: '0',
-    NONDIVY_ADMIN_PASSWORD: 'bench-password',
+    NONDIVY_ADMIN_PASSWORD: ADMIN_PASSWORD,
   }, /is ready|"level":50/);
   return { child, port };
 }
@@ -198,6 +280,12 @@ http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path ${dir};
 
 async function main() {
   if (PARTS.includes('transfer')) await transfers();
+  if (PARTS.includes('ftp')) {
+    await ftpBench({
+      work, size: SIZE, runs: RUNS, drivers: DRIVERS, adminPassword: ADMIN_PASSWORD,
+      payload, openSite, directFigures, startChild, stopChild, startStandalone, measure, runCurl, printTable,
+    });
+  }
   if (PARTS.includes('search')) {
     const r = await searchBench(work, SEARCH_ITEMS, { startRedis, startStandalone });
     console.log(`\nNondivy bench — catalogue of ${SEARCH_ITEMS} items`);
@@ -209,8 +297,7 @@ async function main() {
 }
 
 async function transfers() {
-  const file = join(work, 'payload.bin');
-  makeFile(file, SIZE);
+  const file = payload();
   const rows: string[][] = [];
   const fmt = (n: number) => n.toFixed(1);
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
@@ -218,24 +305,10 @@ async function transfers() {
   let fsDown = 0;
 
   for (const driver of DRIVERS) {
-    const data = join(work, `data-${driver}`);
-    // A Redis per driver: a site's item store and blob store go together.
-    const redisUrl = await startRedis();
-    let store: BlobStore;
-    const env: Record<string, string> = { REDIS_URL: redisUrl, NONDIVY_DATA_DIR: data, NONDIVY_BLOB_DRIVER: driver };
-    if (driver === 'fs') {
-      store = new FsBlobStore(join(data, 'blobs'));
-    } else {
-      const port = await freePort();
-      spawnSync('mkdir', ['-p', join(work, 's3')]);
-      await startChild(process.execPath, ['--import', 'tsx', 'bench/s3-server.ts', join(work, 's3'), String(port)], {}, /ready/);
-      Object.assign(env, { S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_ACCESS_KEY: 'S3RVER', S3_SECRET_KEY: 'S3RVER', S3_BUCKET: 'nondivy' });
-      store = await S3BlobStore.create({ endpoint: env.S3_ENDPOINT!, accessKey: 'S3RVER', secretKey: 'S3RVER', bucket: 'nondivy', region: 'us-east-1', partSize: 8 * MiB }, () => undefined);
-    }
-    await store.init();
-    const d = await direct(store, file);
-    await store.close();
-    const g = await gateway(env, file);
+    const site = await openSite(driver);
+    const d = await directFigures(driver, site.store, file);
+    const g = await gateway(site.env, file);
+    await site.close();
     if (driver === 'fs') fsDown = g.down;
     rows.push([`upload (${driver})`, fmt(g.up), fmt(d.up), ratio(g.up, d.up), '≥ 0.85', `${fmt(g.upRss / MiB)} MiB`]);
     rows.push([`download (${driver})`, fmt(g.down), fmt(d.down), ratio(g.down, d.down), '≥ 0.90', `${fmt(g.downRss / MiB)} MiB`]);
@@ -243,19 +316,18 @@ async function transfers() {
   if (nginxRate && fsDown) rows.push(['download (fs) vs nginx', fmt(fsDown), fmt(nginxRate), ratio(fsDown, nginxRate), '≥ 0.60', '']);
 
   const header = ['transfer', 'gateway MiB/s', 'baseline MiB/s', 'ratio', 'aim', 'gateway peak RSS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  console.log(`\nNondivy bench — file ${fmt(SIZE / MiB)} MiB in ${work}, best of ${RUNS} runs; baseline = the blob store written/read directly (nginx for the last row)${nginxRate ? '' : '; nginx not installed'}`);
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
+  printTable(
+    `Nondivy bench — file ${fmt(SIZE / MiB)} MiB in ${work}, best of ${RUNS} runs; baseline = the blob store written/read directly (nginx for the last row)${nginxRate ? '' : '; nginx not installed'}`,
+    header,
+    rows,
+  );
   void log;
 }
 
 try {
   await main();
 } finally {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
   rmSync(work, { recursive: true, force: true });
 }

@@ -2,10 +2,31 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:net';
 import S3rver from 's3rver';
 import { freePort } from '@nondivy/standalone';
 
 export { freePort };
+
+/** `count` consecutive free loopback ports (for an FTP passive range), as "first-last". */
+export async function freePortRange(count: number): Promise<string> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = 20000 + Math.floor(Math.random() * 30000);
+    const servers: Server[] = [];
+    let ok = true;
+    for (let p = first; p < first + count && ok; p++) {
+      const srv = createServer();
+      ok = await new Promise<boolean>((resolve) => {
+        srv.once('error', () => resolve(false));
+        srv.listen(p, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) servers.push(srv);
+    }
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    if (ok) return `${first}-${first + count - 1}`;
+  }
+  throw new Error('no free port range');
+}
 
 /** A throwaway folder, removed by `cleanup`. */
 export function tempDir(prefix = 'nondivy-test-'): { path: string; cleanup(): void } {

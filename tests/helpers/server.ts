@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './infra.js';
+import { freePort, freePortRange } from './infra.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -15,6 +15,9 @@ export interface TestServer {
   url: string;
   api: string;
   port: number;
+  /** The FTP front door's control port (passive ports: `pasvRange`). */
+  ftpPort: number;
+  pasvRange: string;
   logs: LogLine[];
   rawOutput(): string;
   child: ChildProcess;
@@ -26,6 +29,8 @@ export interface TestServer {
 
 export async function startServer(env: Record<string, string>, options: { port?: number } = {}): Promise<TestServer> {
   const port = options.port ?? (await freePort());
+  const ftpPort = Number(env.NONDIVY_FTP_PORT ?? (await freePort()));
+  const pasvRange = env.NONDIVY_FTP_PASV_RANGE ?? (await freePortRange(8));
   const child = spawn(process.execPath, ['--enable-source-maps', 'dist/standalone.mjs'], {
     cwd: ROOT,
     env: {
@@ -36,6 +41,9 @@ export async function startServer(env: Record<string, string>, options: { port?:
       NONDIVY_HTTP_PORT: String(port),
       NONDIVY_CATALOG_HOST: '127.0.0.1',
       NONDIVY_CATALOG_PORT: '0',
+      NONDIVY_FTP_HOST: '127.0.0.1',
+      NONDIVY_FTP_PORT: String(ftpPort),
+      NONDIVY_FTP_PASV_RANGE: pasvRange,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -77,6 +85,8 @@ export async function startServer(env: Record<string, string>, options: { port?:
     url,
     api: `${url}/api/v1`,
     port,
+    ftpPort,
+    pasvRange,
     logs,
     rawOutput: () => raw,
     child,

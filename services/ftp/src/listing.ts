@@ -40,6 +40,9 @@ export function itemEntry(name: string, item: Item, canChange: boolean): Entry {
   return { name, folder: false, size: item.size, modified: new Date(item.createdAt), owner: item.uploadedBy, perm: canChange ? 'rdf' : 'r' };
 }
 
-export function folderEntry(name: string, writable: boolean, modified = new Date(0)): Entry {
+/** Folders are virtual: they carry the time this process started. */
+const STARTED = new Date();
+
+export function folderEntry(name: string, writable: boolean, modified = STARTED): Entry {
   return { name, folder: true, size: 0, modified, owner: 'nondivy', perm: writable ? 'elc' : 'el' };
 }

@@ -57,9 +57,12 @@ function installCommands(registry: Record<string, RegistryEntry>) {
     };
     for (const d of directives) registry[d] = entry;
   };
+  // Clients send these before logging in (basic-ftp: OPTS UTF8 ON; many: SYST).
+  for (const d of ['OPTS', 'SYST']) if (registry[d]) registry[d] = { ...registry[d]!, flags: { ...registry[d]!.flags, no_auth: true } };
   def(['USER'], (x, c) => x.user(c.arg), true);
   def(['PASS'], (x, c) => x.pass(c.arg), true);
   def(['FEAT'], (x) => x.feat(), true);
+  def(['AUTH'], (x, c) => x.authTls(c.arg), true);
   def(['STAT'], (x) => x.stat(), true);
   def(['PWD', 'XPWD'], (x) => x.pwd());
   def(['CWD', 'XCWD'], (x, c) => x.cwdTo(c.arg));
@@ -183,8 +186,12 @@ export async function startFtp(config: FtpConfig['ftp'] & { maxUploadBytes: numb
     original!.call(ftp.server, socket);
   });
 
+  const live = new Set<FtpSession>();
   ftp.on('connect', ({ connection }) => {
-    connection.session = new FtpSession(connection, ctx, (line) => connection.commands.handle(parseCommand(line)));
+    const session = new FtpSession(connection, ctx, (line) => connection.commands.handle(parseCommand(line)));
+    connection.session = session;
+    live.add(session);
+    connection.commandSocket.once('close', () => void session.settled().then(() => live.delete(session)));
   });
   ftp.on('server-error', ({ error }) => log.error({ err: error }, 'FTP server error'));
 
@@ -192,16 +199,17 @@ export async function startFtp(config: FtpConfig['ftp'] & { maxUploadBytes: numb
   const port = (ftp.server.address() as { port: number }).port;
   log.info({ host: config.host, port, passive: `${config.pasvMin}-${config.pasvMax}`, tls: !!tlsOptions, tlsRequired: config.tlsRequired }, 'FTP listening');
 
-  const sessions = () => Object.values(ftp.connections).map((c) => c.session).filter((s): s is FtpSession => !!s);
   return {
     port,
-    sessions: () => sessions().length,
+    sessions: () => live.size,
     close: async (graceMs = 5000) => {
       closing = true;
       const stopped = new Promise<void>((resolve) => ftp.server.close(() => resolve()));
       const deadline = Date.now() + graceMs;
-      while (sessions().some((s) => s.transferring) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      await Promise.all(sessions().map((s) => s.shutdown()));
+      while ([...live].some((s) => s.transferring) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Transfers still running are stopped; wait (bounded) until each has removed what it wrote.
+      await Promise.all([...live].map((s) => s.shutdown()));
+      await Promise.race([Promise.all([...live].map((s) => s.settled())), new Promise((r) => setTimeout(r, 5000).unref())]);
       for (const c of Object.values(ftp.connections)) c.commandSocket.destroy();
       await stopped;
       log.info('FTP stopped');

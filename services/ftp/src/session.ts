@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { finished } from 'node:stream/promises';
-import type { SecureContext } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { AuthService } from '@nondivy/auth';
 import type { Item } from '@nondivy/contracts';
 import { AppError, ftpCodeOf, isAppError } from '@nondivy/errors';
@@ -16,7 +16,8 @@ export interface FtpSrvConnection {
   commandSocket: Socket;
   secure: boolean;
   authenticated: boolean;
-  reply(code: number, ...messages: string[]): PromiseLike<unknown>;
+  /** ftp-srv's reply: one line per message; `raw` lines go out without the code (multi-line replies). */
+  reply(code: number, ...messages: (string | { raw: true; message: string })[]): PromiseLike<unknown>;
 }
 
 /** What every session of one server shares. */
@@ -88,6 +89,14 @@ export class FtpSession {
 
   get transferring(): boolean {
     return this.transfer !== null;
+  }
+
+  private transferDone: (() => void)[] = [];
+
+  /** Resolves once no transfer runs (a stopped transfer has cleaned up what it wrote by then). */
+  settled(): Promise<void> {
+    if (!this.transfer) return Promise.resolve();
+    return new Promise((resolve) => this.transferDone.push(resolve));
   }
 
   // ---- control channel -------------------------------------------------------------------------
@@ -195,6 +204,29 @@ export class FtpSession {
     }
     this.log.error({ err }, 'FTP command failed');
     await this.conn.reply(fallbackCode, 'Local error in processing');
+  }
+
+  /**
+   * AUTH TLS: the 234 reply and the switch to TLS happen in the same tick, so the client's first TLS
+   * bytes (sent once it reads 234) can only reach the TLS socket, never the command reader.
+   */
+  authTls(arg: string | null) {
+    if (!this.ctx.tls) return this.conn.reply(502, 'TLS is not configured on this server');
+    const mech = (arg ?? '').trim().toUpperCase();
+    if (mech !== 'TLS' && mech !== 'SSL' && mech !== 'TLS-C') return this.conn.reply(504, 'Use AUTH TLS');
+    if (this.conn.secure) return this.conn.reply(503, 'TLS is already on');
+    const raw = this.conn.commandSocket;
+    raw.write('234 AUTH TLS successful: start the TLS handshake\r\n');
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.tls });
+    secure.on('data', (chunk: Buffer) => this.onData(chunk));
+    secure.on('error', (err) => {
+      this.log.info({ err: { message: err.message } }, 'TLS on the control connection failed');
+      secure.destroy();
+      raw.destroy();
+    });
+    this.conn.commandSocket = secure;
+    this.conn.secure = true;
+    return undefined;
   }
 
   // ---- login -----------------------------------------------------------------------------------
@@ -320,7 +352,7 @@ export class FtpSession {
       const { item, path } = await this.findItem(p);
       entry = itemEntry(path.name, item, this.canChange(item));
     }
-    return this.conn.reply(250, `Listing ${p.path}`, ` ${mlsxLine({ ...entry, name: p.path })}`, 'End');
+    return this.multiline(250, `Listing ${p.path}`, [` ${mlsxLine({ ...entry, name: p.path })}`], 'End');
   }
 
   async size(arg: string | null) {
@@ -455,17 +487,24 @@ export class FtpSession {
       if (abortReason) throw new Error(abortReason);
       if (!socket.destroyed) {
         socket.end();
-        await finished(socket).catch(() => undefined);
+        await Promise.race([finished(socket, { readable: false }).catch(() => undefined), new Promise((r) => setTimeout(r, this.ctx.dataTimeoutMs).unref())]);
       }
       if (abortReason) throw new Error(abortReason);
       await this.conn.reply(226, done || 'Transfer complete');
     } catch (err) {
+      if (isAppError(err) && !abortReason) {
+        // Say why first (e.g. 552), then drop the data connection the client may still be sending on.
+        await this.fail(err);
+        // An upload over the limit: the client is still sending and most clients read the control
+        // connection only when done, so take (and drop) what it sends for a while, then close.
+        if (err.kind === 'too_large') await discardUntilEnd(socket, 10_000);
+        socket.destroy();
+        return;
+      }
       socket.destroy();
       if (abortReason === 'ABOR') {
         await this.conn.reply(426, 'Transfer aborted');
         await this.conn.reply(226, 'ABOR successful');
-      } else if (isAppError(err) && !abortReason) {
-        await this.fail(err);
       } else {
         if (!isAppError(err) && !abortReason) this.log.warn({ err }, 'FTP transfer failed');
         await this.conn.reply(426, abortReason === 'data connection stalled' ? 'Data connection stalled; transfer aborted' : 'Connection closed; transfer aborted');
@@ -473,6 +512,7 @@ export class FtpSession {
     } finally {
       channel.close();
       this.transfer = null;
+      for (const done of this.transferDone.splice(0)) done();
       this.armIdle();
     }
   }
@@ -529,14 +569,15 @@ export class FtpSession {
     await this.withData(async (socket, transfer) => {
       let staged;
       try {
-        staged = await library.stage(socket);
+        // Not destroyed when staging stops early (too large): the 552 goes out before the data connection drops.
+        staged = await library.stage(socket.iterator({ destroyOnReturn: false }));
       } catch (err) {
         if (isAppError(err) && err.kind === 'too_large') {
-          socket.destroy();
           throw new AppError('too_large', `Exceeded storage allocation: files are limited to ${this.ctx.maxUploadBytes} bytes; nothing was stored`);
         }
         throw err;
       }
+      socket.destroy(); // the client has sent everything; nothing goes back on this connection
       // A client that dies closes its data connection like a finished upload would: let the close of
       // the control connection, if it comes with it, be seen before committing.
       await nextTurn();
@@ -555,12 +596,14 @@ export class FtpSession {
   // ---- status ----------------------------------------------------------------------------------
 
   stat() {
-    return this.conn.reply(
+    return this.multiline(
       211,
       `${this.ctx.siteName} FTP status`,
-      ` Connected from ${this.ip}`,
-      ` Logged in as ${this.loggedIn ? (this.actor?.username ?? 'anonymous') : '(nobody)'}`,
-      ` TYPE: BINARY; ${this.conn.secure ? 'control connection secured with TLS' : 'no TLS'}`,
+      [
+        ` Connected from ${this.ip}`,
+        ` Logged in as ${this.loggedIn ? (this.actor?.username ?? 'anonymous') : '(nobody)'}`,
+        ` TYPE: BINARY; ${this.conn.secure ? 'control connection secured with TLS' : 'no TLS'}`,
+      ],
       'End of status',
     );
   }
@@ -568,7 +611,12 @@ export class FtpSession {
   feat() {
     const features = ['EPRT', 'EPSV', 'MDTM', 'MLST type*;size*;modify*;perm*;', 'PASV', 'REST STREAM', 'SIZE', 'TVFS', 'UTF8'];
     if (this.ctx.tls) features.push('AUTH TLS', 'PBSZ', 'PROT');
-    return this.conn.reply(211, 'Features:', ...features.sort().map((f) => ` ${f}`), 'End');
+    return this.multiline(211, 'Features:', features.sort().map((f) => ` ${f}`), 'End');
+  }
+
+  /** `211-first`, the lines as they are, `211 last` (RFC 959 multi-line reply). */
+  private multiline(code: number, first: string, lines: string[], last: string) {
+    return this.conn.reply(code, first, ...lines.map((message) => ({ raw: true as const, message })), last);
   }
 }
 
@@ -600,6 +648,21 @@ function stripTelnet(line: Buffer): Buffer {
     out.push(line[i]!);
   }
   return Buffer.from(out);
+}
+
+/** Reads and drops what a socket sends until it ends or `ms` pass. */
+function discardUntilEnd(socket: Socket, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      resolve();
+    }
+    socket.once('end', done);
+    socket.once('close', done);
+    socket.on('data', () => undefined);
+    socket.resume();
+  });
 }
 
 function waitDrain(socket: Socket): Promise<void> {

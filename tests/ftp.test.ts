@@ -1,0 +1,722 @@
+/**
+ * The FTP front door against the real stack (the standalone server as a child process, a real Redis,
+ * the fs driver and the S3 peer), with real clients: basic-ftp, curl, and a bare control connection
+ * for what polite clients never send. One library: what goes in by one door comes out of the other.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { dataSocket, ftpClient, RawFtp } from './helpers/ftp.js';
+import { bearer, login, upload } from './helpers/http.js';
+import { startRedis, startS3, tempDir, type TestRedis, type TestS3 } from './helpers/infra.js';
+import { startServer, type TestServer } from './helpers/server.js';
+
+const MiB = 1024 * 1024;
+const ADMIN = 'admin-password';
+const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+interface Item {
+  id: string;
+  title: string;
+  kind: string;
+  filename: string;
+  size: number;
+  sha256: string;
+  uploadedBy: string;
+}
+
+function files(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
+}
+
+/** curl as an FTP client; returns its exit status, output and verbose trace. */
+function curlFtp(args: string[], input?: Buffer): { status: number; out: Buffer; trace: string } {
+  const res = spawnSync('curl', ['-sS', '-v', '--max-time', '60', ...args], { input, maxBuffer: 1 << 28 });
+  return { status: res.status ?? -1, out: res.stdout, trace: res.stderr.toString() };
+}
+
+async function within(ms: number, probe: () => Promise<boolean> | boolean): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await Promise.resolve(probe()).catch(() => false)) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`condition not met within ${ms} ms`);
+}
+
+/** Collects a basic-ftp download into memory. */
+async function download(client: Awaited<ReturnType<typeof ftpClient>>, path: string, startAt = 0): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  await client.downloadTo(sink, path, startAt);
+  return Buffer.concat(chunks);
+}
+
+/** A stack of one site: Redis, the server (fs or s3 driver), an admin token and a member. */
+async function site(env: Record<string, string> = {}, driver: 'fs' | 's3' = 'fs') {
+  const redis = await startRedis();
+  const s3 = driver === 's3' ? await startS3() : null;
+  const data = tempDir();
+  const server = await startServer({
+    REDIS_URL: redis.url,
+    NONDIVY_DATA_DIR: data.path,
+    NONDIVY_ADMIN_PASSWORD: ADMIN,
+    ...(s3 ? { NONDIVY_BLOB_DRIVER: 's3', S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: s3.bucket } : {}),
+    ...env,
+  });
+  const admin = await login(server.api, 'admin', ADMIN);
+  for (const name of ['alice', 'bob']) {
+    const res = await fetch(`${server.api}/users`, {
+      method: 'POST',
+      headers: { ...bearer(admin), 'content-type': 'application/json' },
+      body: JSON.stringify({ username: name, password: `${name}-password`, role: 'member' }),
+    });
+    assert.equal(res.status, 201);
+  }
+  const items = async (q = ''): Promise<Item[]> => {
+    const res = await fetch(`${server.api}/library?limit=200${q ? `&q=${encodeURIComponent(q)}` : ''}`);
+    assert.equal(res.status, 200);
+    return ((await res.json()) as { items: Item[] }).items;
+  };
+  const restBytes = async (id: string) => {
+    const res = await fetch(`${server.api}/library/${id}/content`);
+    assert.equal(res.status, 200);
+    return Buffer.from(await res.arrayBuffer());
+  };
+  const leftovers = () => ({
+    leases: Number(redis.cli('zcard', 'nd:uploads')),
+    tmp: files(join(data.path, 'blobs', 'tmp')),
+  });
+  return {
+    redis,
+    s3: s3 as TestS3 | null,
+    data,
+    server,
+    admin,
+    items,
+    restBytes,
+    leftovers,
+    close: async () => {
+      await server.stop();
+      await redis.close();
+      await s3?.close();
+      data.cleanup();
+    },
+  };
+}
+type Site = Awaited<ReturnType<typeof site>>;
+
+describe('FTP and HTTP over one library (fs driver)', () => {
+  let s: Site;
+  let ftp: string;
+  before(async () => {
+    s = await site();
+    ftp = `ftp://127.0.0.1:${s.server.ftpPort}`;
+  });
+  after(async () => s?.close());
+
+  it('anonymous lists the tree and downloads, by basic-ftp (EPSV) and curl (PASV), what HTTP uploaded', async () => {
+    const bytes = randomBytes(3 * MiB + 12_345); // not a multiple of any buffer size
+    const res = await upload(s.server.api, s.admin, bytes, 'Odd Sizes.pdf', {}, 'application/pdf');
+    assert.equal(res.status, 201);
+    const item = (await res.json()) as Item;
+    assert.equal(item.kind, 'document');
+
+    const client = await ftpClient(s.server.ftpPort);
+    try {
+      assert.deepEqual((await client.list('/')).map((f) => f.name).sort(), ['library', 'upload']);
+      assert.deepEqual((await client.list('/library')).map((f) => f.name).sort(), ['audio', 'document', 'ebook', 'image', 'other', 'software', 'video']);
+      const docs = await client.list('/library/document');
+      const entry = docs.find((f) => f.name === 'Odd Sizes.pdf');
+      assert.ok(entry, 'the item is listed under its kind');
+      assert.equal(entry.size, bytes.length);
+      assert.equal(sha(await download(client, '/library/document/Odd Sizes.pdf')), sha(bytes));
+    } finally {
+      client.close();
+    }
+    const viaPasv = curlFtp(['--disable-epsv', `${ftp}/library/document/Odd%20Sizes.pdf`]);
+    assert.equal(viaPasv.status, 0, viaPasv.trace);
+    assert.match(viaPasv.trace, /< 227 Entering Passive Mode/);
+    assert.equal(sha(viaPasv.out), item.sha256);
+  });
+
+  it('a member uploads by FTP (STOR into /library/<kind>/ and into /upload/): same bytes and sha256 over HTTP, listed by both', async () => {
+    const client = await ftpClient(s.server.ftpPort, 'alice', 'alice-password');
+    const epub = randomBytes(MiB + 7);
+    const song = randomBytes(200_001);
+    try {
+      const stored = await client.uploadFrom(Readable.from([epub]), '/library/ebook/Dune.epub');
+      assert.equal(stored.code, 226);
+      await client.cd('/upload');
+      const dropped = await client.uploadFrom(Readable.from([song]), 'song.mp3');
+      assert.match(dropped.message, /stored as \/library\/audio\/song\.mp3/);
+      const listed = (await client.list('/library/ebook')).map((f) => f.name);
+      assert.ok(listed.includes('Dune.epub'));
+      assert.deepEqual(await client.list('/upload'), [], 'the drop box lists nothing');
+    } finally {
+      client.close();
+    }
+    const dune = (await s.items('dune')).find((i) => i.filename === 'Dune.epub');
+    assert.ok(dune, 'visible at once through REST search');
+    assert.equal(dune.kind, 'ebook');
+    assert.equal(dune.uploadedBy, 'alice');
+    assert.equal(dune.sha256, sha(epub));
+    assert.deepEqual(await s.restBytes(dune.id), epub);
+    const mp3 = (await s.items('song')).find((i) => i.filename === 'song.mp3');
+    assert.equal(mp3?.kind, 'audio', 'kind guessed from the file in /upload/');
+    assert.equal(mp3?.sha256, sha(song));
+  });
+
+  it('zero-byte files both ways', async () => {
+    const client = await ftpClient(s.server.ftpPort, 'alice', 'alice-password');
+    try {
+      await client.uploadFrom(Readable.from([]), '/library/other/empty.bin');
+      assert.equal((await download(client, '/library/other/empty.bin')).length, 0);
+      assert.equal(await client.size('/library/other/empty.bin'), 0);
+    } finally {
+      client.close();
+    }
+    const empty = (await s.items('empty')).find((i) => i.filename === 'empty.bin');
+    assert.equal(empty?.size, 0);
+    assert.equal(empty?.sha256, sha(Buffer.alloc(0)));
+    const res = await upload(s.server.api, s.admin, Buffer.alloc(0), 'nothing.txt', {}, 'text/plain');
+    assert.equal(res.status, 201);
+    const viaFtp = curlFtp([`${ftp}/library/document/nothing.txt`]);
+    assert.equal(viaFtp.status, 0, viaFtp.trace);
+    assert.equal(viaFtp.out.length, 0);
+  });
+
+  it('SIZE, MDTM and REST+RETR resume a download (basic-ftp startAt, curl -C)', async () => {
+    const bytes = randomBytes(2 * MiB + 333);
+    const item = (await (await upload(s.server.api, s.admin, bytes, 'resume.bin')).json()) as Item;
+    const client = await ftpClient(s.server.ftpPort);
+    try {
+      assert.equal(await client.size('/library/other/resume.bin'), bytes.length);
+      const modified = await client.lastMod('/library/other/resume.bin');
+      const created = Date.parse(((await (await fetch(`${s.server.api}/library/${item.id}`)).json()) as { createdAt: string }).createdAt);
+      assert.ok(Math.abs(modified.getTime() - created) < 1000, 'MDTM is the item creation time');
+      const tail = await download(client, '/library/other/resume.bin', 1_000_001);
+      assert.deepEqual(tail, bytes.subarray(1_000_001));
+    } finally {
+      client.close();
+    }
+    const out = tempDir();
+    try {
+      const file = join(out.path, 'part');
+      writeFileSync(file, bytes.subarray(0, 777_777));
+      const res = curlFtp(['-C', '-', '-o', file, `${ftp}/library/other/resume.bin`]);
+      assert.equal(res.status, 0, res.trace);
+      assert.match(res.trace, /> REST 777777/);
+      assert.equal(sha(readFileSync(file)), sha(bytes));
+    } finally {
+      out.cleanup();
+    }
+    const beyond = await RawFtp.open(s.server.ftpPort);
+    try {
+      await beyond.login();
+      assert.equal((await beyond.send(`REST ${bytes.length + 1}`))?.code, 350);
+      await beyond.epsv();
+      assert.equal((await beyond.send('RETR /library/other/resume.bin'))?.code, 554);
+    } finally {
+      beyond.close();
+    }
+  });
+
+  it('active mode: PORT and EPRT to the client itself work (curl -P)', async () => {
+    const bytes = randomBytes(500_000);
+    await upload(s.server.api, s.admin, bytes, 'active.bin');
+    const viaEprt = curlFtp(['-P', '127.0.0.1', `${ftp}/library/other/active.bin`]);
+    assert.equal(viaEprt.status, 0, viaEprt.trace);
+    assert.match(viaEprt.trace, /> EPRT \|1\|127\.0\.0\.1\|/);
+    assert.equal(sha(viaEprt.out), sha(bytes));
+    const viaPort = curlFtp(['-P', '127.0.0.1', '--disable-eprt', `${ftp}/library/other/active.bin`]);
+    assert.equal(viaPort.status, 0, viaPort.trace);
+    assert.match(viaPort.trace, /> PORT 127,0,0,1,/);
+    assert.equal(sha(viaPort.out), sha(bytes));
+  });
+
+  it('two items with the same file name in one kind get distinct, stable names', async () => {
+    const a = randomBytes(1000);
+    const b = randomBytes(2000);
+    const first = (await (await upload(s.server.api, s.admin, a, 'same.iso', { kind: 'software' })).json()) as Item;
+    const second = (await (await upload(s.server.api, s.admin, b, 'same.iso', { kind: 'software' })).json()) as Item;
+    const client = await ftpClient(s.server.ftpPort);
+    try {
+      const names = (await client.list('/library/software')).map((f) => f.name).sort();
+      const suffixed = `same (${second.id.slice(0, 6)}).iso`;
+      assert.deepEqual(names, ['same.iso', suffixed].sort());
+      assert.deepEqual(await download(client, '/library/software/same.iso'), a);
+      assert.deepEqual(await download(client, `/library/software/${suffixed}`), b);
+      // Deleting the first does not rename the second: a name keeps meaning the same item.
+      const del = await fetch(`${s.server.api}/library/${first.id}`, { method: 'DELETE', headers: bearer(s.admin) });
+      assert.equal(del.status, 204);
+      assert.deepEqual((await client.list('/library/software')).map((f) => f.name), [suffixed]);
+      assert.deepEqual(await download(client, `/library/software/${suffixed}`), b);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('RNFR/RNTO renames the file name (and a title that was the file name) and moves between kinds; anonymous cannot', async () => {
+    const bobs = await ftpClient(s.server.ftpPort, 'bob', 'bob-password');
+    try {
+      await bobs.uploadFrom(Readable.from([Buffer.from('chapter one')]), '/library/other/draft_notes.txt');
+      await bobs.rename('/library/other/draft_notes.txt', '/library/document/Final Notes.txt');
+      assert.deepEqual((await bobs.list('/library/other')).filter((f) => f.name.includes('notes')), []);
+      assert.ok((await bobs.list('/library/document')).some((f) => f.name === 'Final Notes.txt'));
+    } finally {
+      bobs.close();
+    }
+    const item = (await s.items('final notes')).find((i) => i.filename === 'Final Notes.txt');
+    assert.ok(item);
+    assert.equal(item.kind, 'document');
+    assert.equal(item.title, 'Final Notes');
+    const anon = await RawFtp.open(s.server.ftpPort);
+    try {
+      await anon.login();
+      assert.equal((await anon.send('RNFR /library/document/Final Notes.txt'))?.code, 550);
+      assert.equal((await anon.send('DELE /library/document/Final Notes.txt'))?.code, 550);
+      assert.equal((await anon.send('MKD /library/new'))?.code, 550);
+      await anon.epsv();
+      const stor = await anon.send('STOR /upload/evil.bin');
+      assert.equal(stor?.code, 550);
+      assert.match(stor!.text, /anonymous/);
+    } finally {
+      anon.close();
+    }
+    assert.ok((await s.items('final notes')).some((i) => i.id === item.id), 'still there');
+  });
+
+  it('DELE: members delete their own items only, admins any; STOR onto an existing name is refused', async () => {
+    const alice = await ftpClient(s.server.ftpPort, 'alice', 'alice-password');
+    const bob = await RawFtp.open(s.server.ftpPort);
+    try {
+      await alice.uploadFrom(Readable.from([Buffer.from('mine')]), '/library/other/alices.bin');
+      await assert.rejects(alice.uploadFrom(Readable.from([Buffer.from('again')]), '/library/other/alices.bin'), /553/);
+      assert.equal((await bob.login('bob', 'bob-password'))?.code, 230);
+      assert.equal((await bob.send('DELE /library/other/alices.bin'))?.code, 550);
+      await alice.remove('/library/other/alices.bin');
+      assert.ok(!(await s.items('alices')).some((i) => i.filename === 'alices.bin'));
+      await alice.uploadFrom(Readable.from([Buffer.from('again')]), '/library/other/alices.bin');
+    } finally {
+      alice.close();
+      bob.close();
+    }
+    const admin = await ftpClient(s.server.ftpPort, 'admin', ADMIN);
+    try {
+      await admin.remove('/library/other/alices.bin');
+    } finally {
+      admin.close();
+    }
+    assert.ok(!(await s.items('alices')).some((i) => i.filename === 'alices.bin'));
+  });
+
+  it('paths never leave the virtual tree; backslashes, NUL and control characters are refused', async () => {
+    const c = await RawFtp.open(s.server.ftpPort);
+    try {
+      await c.login();
+      assert.equal((await c.send('CWD ../../../..'))?.code, 250);
+      assert.match((await c.send('PWD'))!.text, /^257 "\/"/);
+      assert.equal((await c.send('CWD //library//other/./'))?.code, 250);
+      assert.match((await c.send('PWD'))!.text, /^257 "\/library\/other"/);
+      assert.equal((await c.send('CDUP'))?.code, 250);
+      assert.match((await c.send('PWD'))!.text, /"\/library"/);
+      assert.equal((await c.send('SIZE ../../../../etc/passwd'))?.code, 550);
+      assert.equal((await c.send('CWD /etc'))?.code, 550);
+      assert.equal((await c.send('SIZE ..\\..\\etc\\passwd'))?.code, 553);
+      c.write(Buffer.from('SIZE /library/other/a\u0000b\r\n'));
+      assert.equal((await c.next())?.code, 553);
+      assert.equal((await c.send('CWD /library/\u0007other'))?.code, 553);
+      // A command split over several TCP segments is read whole.
+      c.write('PW');
+      await new Promise((r) => setTimeout(r, 50));
+      c.write('D\r\n');
+      assert.match((await c.next())!.text, /^257 "\/library"/);
+    } finally {
+      c.close();
+    }
+    const alice = await RawFtp.open(s.server.ftpPort);
+    try {
+      await alice.login('alice', 'alice-password');
+      await alice.epsv();
+      assert.equal((await alice.send('STOR /upload/../../etc/cron.d/x'))?.code, 553, 'a path that resolves outside the writable folders');
+      assert.equal((await alice.send('STOR /library/other/a:b?.bin'))?.code, 553, 'a name the library would change');
+    } finally {
+      alice.close();
+    }
+  });
+
+  it('a command line longer than 8 KiB is refused and the connection closed', async () => {
+    const c = await RawFtp.open(s.server.ftpPort);
+    await c.next();
+    c.write(`USER ${'a'.repeat(10_000)}`);
+    const r = await c.next();
+    assert.equal(r?.code, 500);
+    await within(3000, () => c.closed);
+  });
+});
+
+describe('FTP hardening', () => {
+  let s: Site;
+  before(async () => {
+    s = await site({
+      NONDIVY_FTP_MAX_CONNECTIONS: '5',
+      NONDIVY_FTP_MAX_CONNECTIONS_PER_IP: '3',
+      NONDIVY_FTP_DATA_TIMEOUT_SECONDS: '1',
+      NONDIVY_LOGIN_MAX_FAILURES: '3',
+      NONDIVY_MAX_UPLOAD_BYTES: String(MiB),
+    });
+  });
+  after(async () => s?.close());
+
+  it('caps connections per address and in all (421), and frees a slot when a client leaves', async () => {
+    const open: RawFtp[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await RawFtp.open(s.server.ftpPort, '127.0.0.1');
+        assert.equal((await c.next())?.code, 220);
+        open.push(c);
+      }
+      const fourth = await RawFtp.open(s.server.ftpPort, '127.0.0.1');
+      const refused = await fourth.next();
+      assert.equal(refused?.code, 421);
+      assert.match(refused!.text, /from your address/);
+      await within(3000, () => fourth.closed);
+      for (let i = 0; i < 2; i++) {
+        const c = await RawFtp.open(s.server.ftpPort, '127.0.0.2');
+        assert.equal((await c.next())?.code, 220);
+        open.push(c);
+      }
+      const sixth = await RawFtp.open(s.server.ftpPort, '127.0.0.3');
+      const full = await sixth.next();
+      assert.equal(full?.code, 421);
+      assert.match(full!.text, /Too many connections to this server/);
+      open.shift()!.close();
+      await within(3000, async () => {
+        const again = await RawFtp.open(s.server.ftpPort, '127.0.0.3');
+        const r = await again.next();
+        if (r?.code === 220) open.push(again);
+        else again.close();
+        return r?.code === 220;
+      });
+    } finally {
+      for (const c of open) c.close();
+    }
+  });
+
+  it('bad logins are answered slower, then refused per address (421) with counters shared with REST', async () => {
+    const c = await RawFtp.open(s.server.ftpPort, '127.0.0.4');
+    await c.next();
+    const t0 = Date.now();
+    await c.send('USER alice');
+    assert.equal((await c.send('PASS wrong-1'))?.code, 530);
+    await c.send('USER alice');
+    assert.equal((await c.send('PASS wrong-2'))?.code, 530);
+    assert.ok(Date.now() - t0 >= 700, 'each failure is answered more slowly');
+    await c.send('USER alice');
+    const locked = await c.send('PASS wrong-3');
+    assert.equal(locked?.code, 421);
+    await within(3000, () => c.closed);
+    // The right password from the same address is refused now, by FTP and by REST.
+    const d = await RawFtp.open(s.server.ftpPort, '127.0.0.4');
+    await d.next();
+    await d.send('USER alice');
+    assert.equal((await d.send('PASS alice-password'))?.code, 421);
+    d.close();
+    const rest = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--interface', '127.0.0.4', '-H', 'content-type: application/json', '-d', '{"username":"alice","password":"alice-password"}', `${s.server.api}/auth/login`], { encoding: 'utf8' });
+    assert.equal(rest.stdout, '429');
+    // Another address is not affected.
+    const e = await RawFtp.open(s.server.ftpPort, '127.0.0.5');
+    assert.equal((await e.login('alice', 'alice-password'))?.code, 230);
+    e.close();
+    assert.ok(s.server.logs.some((l) => /FTP login refused/.test(l.msg)));
+  });
+
+  it('PORT/EPRT to another address or a privileged port are refused (no FTP bounce)', async () => {
+    const c = await RawFtp.open(s.server.ftpPort);
+    try {
+      await c.login();
+      for (const cmd of ['PORT 127,0,0,2,200,10', 'PORT 10,0,0,1,200,10', 'EPRT |1|192.168.1.10|5000|', 'EPRT |2|::2|5000|', 'PORT 127,0,0,1,0,80', 'PORT 1,2,3', 'EPRT garbage']) {
+        const r = await c.send(cmd);
+        assert.ok(r && r.code >= 500 && r.code < 600, `${cmd} → ${r?.text}`);
+      }
+      assert.ok(s.server.logs.some((l) => /refused PORT/.test(l.msg)));
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a data connection from another address is dropped and the client\'s own transfer goes on', async () => {
+    const bytes = randomBytes(100_000);
+    await upload(s.server.api, s.admin, bytes, 'guarded.bin');
+    const c = await RawFtp.open(s.server.ftpPort);
+    try {
+      await c.login();
+      const port = await c.epsv();
+      const intruder = await dataSocket(port, '127.0.0.9');
+      const intruderClosed = new Promise<void>((r) => intruder.once('close', () => r()));
+      intruder.resume();
+      await intruderClosed;
+      const mine = await dataSocket(port);
+      const got: Buffer[] = [];
+      mine.on('data', (d: Buffer) => got.push(d));
+      const ended = new Promise<void>((r) => mine.once('end', () => r()));
+      assert.equal((await c.send('RETR /library/other/guarded.bin'))?.code, 150);
+      assert.equal((await c.next())?.code, 226);
+      await ended;
+      assert.deepEqual(Buffer.concat(got), bytes);
+      assert.ok(s.server.logs.some((l) => /refused a data connection from another address/.test(l.msg) && l.from === '127.0.0.9'));
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a stalled upload is stopped after the data timeout (426) and leaves nothing', async () => {
+    const before = (await s.items()).length;
+    const c = await RawFtp.open(s.server.ftpPort);
+    try {
+      await c.login('alice', 'alice-password');
+      const port = await c.epsv();
+      const data = await dataSocket(port);
+      assert.equal((await c.send('STOR /upload/stalled.bin'))?.code, 150);
+      data.write(randomBytes(10_000));
+      const t0 = Date.now();
+      const r = await c.next(5000);
+      assert.equal(r?.code, 426);
+      assert.match(r!.text, /stalled/);
+      assert.ok(Date.now() - t0 < 3000);
+      data.destroy();
+      assert.equal((await c.send('NOOP'))?.code, 200, 'the session goes on');
+    } finally {
+      c.close();
+    }
+    assert.equal((await s.items()).length, before);
+    await within(3000, () => s.leftovers().leases === 0 && s.leftovers().tmp.length === 0);
+  });
+
+  it('a STOR over NONDIVY_MAX_UPLOAD_BYTES gets 552 and stores nothing', async () => {
+    const before = (await s.items()).length;
+    const client = await ftpClient(s.server.ftpPort, 'bob', 'bob-password');
+    try {
+      await assert.rejects(client.uploadFrom(Readable.from([randomBytes(2 * MiB)]), '/upload/too-big.bin'), (err: Error & { code?: number }) => {
+        assert.equal(err.code, 552);
+        assert.match(err.message, /1048576 bytes/);
+        return true;
+      });
+    } finally {
+      client.close();
+    }
+    const viaCurl = curlFtp(['-u', 'bob:bob-password', '-T', '-', `ftp://127.0.0.1:${s.server.ftpPort}/upload/too-big-too.bin`], randomBytes(3 * MiB));
+    assert.notEqual(viaCurl.status, 0);
+    assert.match(viaCurl.trace, /< 552 Exceeded storage allocation/);
+    assert.equal((await s.items()).length, before);
+    await within(3000, () => s.leftovers().leases === 0 && s.leftovers().tmp.length === 0);
+  });
+
+  it('uploads that fail are never committed: data connection reset, control connection dropped, ABOR', async () => {
+    const before = (await s.items()).length;
+    // 1. The data connection is reset mid-upload.
+    const c1 = await RawFtp.open(s.server.ftpPort);
+    await c1.login('alice', 'alice-password');
+    const d1 = await dataSocket(await c1.epsv());
+    assert.equal((await c1.send('STOR /upload/reset.bin'))?.code, 150);
+    d1.write(randomBytes(200_000));
+    await new Promise((r) => setTimeout(r, 100));
+    d1.resetAndDestroy();
+    assert.equal((await c1.next())?.code, 426);
+    c1.close();
+    // 2. The client vanishes: control connection closed, then the data connection ends "cleanly".
+    const c2 = await RawFtp.open(s.server.ftpPort);
+    await c2.login('alice', 'alice-password');
+    const d2 = await dataSocket(await c2.epsv());
+    assert.equal((await c2.send('STOR /upload/vanished.bin'))?.code, 150);
+    d2.write(randomBytes(200_000));
+    await new Promise((r) => setTimeout(r, 100));
+    c2.close();
+    await new Promise((r) => setTimeout(r, 100));
+    d2.end();
+    // 3. ABOR while the upload runs.
+    const c3 = await RawFtp.open(s.server.ftpPort);
+    await c3.login('alice', 'alice-password');
+    const d3 = await dataSocket(await c3.epsv());
+    assert.equal((await c3.send('STOR /upload/aborted.bin'))?.code, 150);
+    d3.write(randomBytes(200_000));
+    await new Promise((r) => setTimeout(r, 100));
+    c3.write(Buffer.concat([Buffer.from([0xff, 0xf4, 0xff, 0xf2]), Buffer.from('ABOR\r\n')]));
+    assert.equal((await c3.next())?.code, 426);
+    assert.equal((await c3.next())?.code, 226);
+    d3.destroy();
+    c3.close();
+    await within(5000, () => s.leftovers().leases === 0 && s.leftovers().tmp.length === 0);
+    const now = await s.items();
+    assert.equal(now.length, before);
+    assert.ok(!now.some((i) => /reset|vanished|aborted/.test(i.filename)));
+  });
+
+  it('replies never show internal paths or errors: a blob gone from disk, Redis gone (then back)', async () => {
+    const bytes = randomBytes(10_000);
+    const item = (await (await upload(s.server.api, s.admin, bytes, 'vanishing.bin')).json()) as Item;
+    const blobFiles = files(join(s.data.path, 'blobs', 'objects'));
+    const blob = blobFiles.find((f) => statSync(f).size === bytes.length && sha(readFileSync(f)) === item.sha256);
+    assert.ok(blob);
+    rmSync(blob);
+    const c = await RawFtp.open(s.server.ftpPort);
+    try {
+      await c.login();
+      await c.epsv();
+      const r = await c.send('RETR /library/other/vanishing.bin');
+      assert.ok(r && r.code >= 400, r?.text);
+      assert.doesNotMatch(r!.text, /\/tmp|blobs|objects|ENOENT|Error:|at .*\.(ts|js)/);
+      await s.redis.stop();
+      const down = await c.send('SIZE /library/other/guarded.bin', 6000);
+      assert.equal(down?.code, 451);
+      assert.doesNotMatch(down!.text, /ECONNREFUSED|127\.0\.0\.1|Error:|at .*\.(ts|js)/);
+      await s.redis.start();
+      await within(8000, async () => (await c.send('SIZE /library/other/guarded.bin'))?.code === 213);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('FTP idle timeout and graceful shutdown', () => {
+  let s: Site;
+  before(async () => {
+    s = await site({ NONDIVY_FTP_IDLE_SECONDS: '1' });
+  });
+  after(async () => s?.close());
+
+  it('closes an idle control connection with 421', async () => {
+    const c = await RawFtp.open(s.server.ftpPort);
+    await c.login();
+    const t0 = Date.now();
+    const r = await c.next(5000);
+    assert.equal(r?.code, 421);
+    assert.match(r!.text, /Idle/);
+    assert.ok(Date.now() - t0 >= 900);
+    await within(2000, () => c.closed);
+  });
+
+  it('a long transfer is not cut by the idle timeout', async () => {
+    const bytes = randomBytes(4 * MiB);
+    const c = await RawFtp.open(s.server.ftpPort);
+    await c.login('alice', 'alice-password');
+    const d = await dataSocket(await c.epsv());
+    assert.equal((await c.send('STOR /upload/slow.bin'))?.code, 150);
+    for (let i = 0; i < 6; i++) {
+      d.write(bytes.subarray(i * (bytes.length / 8), (i + 1) * (bytes.length / 8)));
+      await new Promise((r) => setTimeout(r, 300)); // 1.8 s in all: longer than the idle timeout
+    }
+    d.end(bytes.subarray((6 * bytes.length) / 8));
+    const r = await c.next();
+    assert.equal(r?.code, 226);
+    c.close();
+    assert.equal((await s.items('slow')).find((i) => i.filename === 'slow.bin')?.sha256, sha(bytes));
+  });
+
+  it('SIGTERM during an upload: the client is told, nothing is committed, the process exits 0 after its own shutdown', async () => {
+    const before = (await s.items()).length;
+    const c = await RawFtp.open(s.server.ftpPort);
+    await c.login('alice', 'alice-password');
+    const d = await dataSocket(await c.epsv());
+    d.on('error', () => undefined);
+    assert.equal((await c.send('STOR /upload/interrupted.bin'))?.code, 150);
+    const writer = setInterval(() => d.writable && d.write(randomBytes(64 * 1024)), 20);
+    await new Promise((r) => setTimeout(r, 200));
+    const code = await s.server.stop();
+    clearInterval(writer);
+    assert.equal(code, 0);
+    const replies = [await c.next(2000).catch(() => null), await c.next(2000).catch(() => null)].filter(Boolean);
+    assert.ok(replies.some((r) => r!.code === 426 || r!.code === 421), JSON.stringify(replies));
+    assert.ok(s.server.logs.some((l) => l.msg === 'FTP stopped'), 'our shutdown ran (not ftp-srv\'s exit)');
+    c.close();
+    d.destroy();
+    // Start it again on the same data: the upload was not committed, and nothing is left over.
+    const again = await startServer({ REDIS_URL: s.redis.url, NONDIVY_DATA_DIR: s.data.path, NONDIVY_ADMIN_PASSWORD: ADMIN });
+    try {
+      const res = await fetch(`${again.api}/library?limit=200`);
+      const items = ((await res.json()) as { items: Item[] }).items;
+      assert.equal(items.length, before);
+      await within(5000, () => s.leftovers().leases === 0 && s.leftovers().tmp.length === 0);
+    } finally {
+      await again.stop();
+    }
+  });
+});
+
+describe('FTPS (explicit AUTH TLS)', () => {
+  let s: Site;
+  let certs: { path: string; cleanup(): void };
+  before(async () => {
+    certs = tempDir('nondivy-tls-');
+    const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(certs.path, 'key.pem'), '-out', join(certs.path, 'cert.pem')]);
+    assert.equal(gen.status, 0, gen.stderr.toString());
+    s = await site({ NONDIVY_FTP_TLS_CERT: join(certs.path, 'cert.pem'), NONDIVY_FTP_TLS_KEY: join(certs.path, 'key.pem'), NONDIVY_FTP_TLS_REQUIRED: '1' });
+  });
+  after(async () => {
+    await s?.close();
+    certs?.cleanup();
+  });
+
+  it('requires TLS before USER/PASS, then lists, uploads and downloads over TLS', async () => {
+    const plain = await RawFtp.open(s.server.ftpPort);
+    try {
+      await plain.next();
+      const r = await plain.send('USER anonymous');
+      assert.equal(r?.code, 530);
+      assert.match(r!.text, /TLS/);
+    } finally {
+      plain.close();
+    }
+    const ftp = `ftp://127.0.0.1:${s.server.ftpPort}`;
+    const bytes = randomBytes(300_001);
+    const up = curlFtp(['--ssl-reqd', '-k', '-u', 'alice:alice-password', '-T', '-', `${ftp}/upload/secret-ish.bin`], bytes);
+    assert.equal(up.status, 0, up.trace);
+    assert.match(up.trace, /AUTH TLS/);
+    const down = curlFtp(['--ssl-reqd', '-k', `${ftp}/library/other/secret-ish.bin`]);
+    assert.equal(down.status, 0, down.trace);
+    assert.equal(sha(down.out), sha(bytes));
+    const list = curlFtp(['--ssl-reqd', '-k', `${ftp}/library/other/`]);
+    assert.match(list.out.toString(), /secret-ish\.bin/);
+  });
+});
+
+describe('FTP and HTTP over one library (s3 driver)', () => {
+  let s: Site;
+  before(async () => {
+    s = await site({}, 's3');
+  });
+  after(async () => s?.close());
+
+  it('upload by HTTP read by FTP, upload by FTP read by HTTP, listed by both', async () => {
+    const viaHttp = randomBytes(9 * MiB + 1); // several multipart parts
+    const viaFtp = randomBytes(5 * MiB + 3);
+    const res = await upload(s.server.api, s.admin, viaHttp, 'from-http.bin');
+    assert.equal(res.status, 201);
+    const client = await ftpClient(s.server.ftpPort, 'alice', 'alice-password');
+    try {
+      assert.equal(sha(await download(client, '/library/other/from-http.bin')), sha(viaHttp));
+      await client.uploadFrom(Readable.from([viaFtp]), '/library/other/from-ftp.bin');
+      const names = (await client.list('/library/other')).map((f) => f.name).sort();
+      assert.deepEqual(names, ['from-ftp.bin', 'from-http.bin']);
+      assert.deepEqual((await download(client, '/library/other/from-ftp.bin', 4 * MiB)), viaFtp.subarray(4 * MiB));
+    } finally {
+      client.close();
+    }
+    const items = await s.items();
+    assert.deepEqual(items.map((i) => i.filename).sort(), ['from-ftp.bin', 'from-http.bin']);
+    const fromFtp = items.find((i) => i.filename === 'from-ftp.bin')!;
+    assert.equal(fromFtp.sha256, sha(viaFtp));
+    assert.deepEqual(await s.restBytes(fromFtp.id), viaFtp);
+  });
+});
