@@ -412,6 +412,14 @@ describe('FTP hardening', () => {
     } finally {
       for (const c of open) c.close();
     }
+    // Let the server see those connections go before the next test connects.
+    await within(3000, async () => {
+      const probes = await Promise.all([1, 2, 3].map(() => RawFtp.open(s.server.ftpPort, '127.0.0.6')));
+      const codes = await Promise.all(probes.map((p) => p.next().then((r) => r?.code)));
+      for (const p of probes) p.close();
+      return codes.every((c) => c === 220);
+    });
+    await new Promise((r) => setTimeout(r, 200));
   });
 
   it('bad logins are answered slower, then refused per address (421) with counters shared with REST', async () => {
