@@ -8,6 +8,7 @@ const entries = {
   gateway: 'services/gateway/src/main.ts',
   catalog: 'services/catalog/src/main.ts',
   ftp: 'services/ftp/src/main.ts',
+  discovery: 'services/discovery/src/main.ts',
   reindex: 'services/catalog/src/reindex.ts',
 };
 

@@ -41,6 +41,8 @@ export async function startServer(env: Record<string, string>, options: { port?:
       NONDIVY_HTTP_PORT: String(port),
       NONDIVY_CATALOG_HOST: '127.0.0.1',
       NONDIVY_CATALOG_PORT: '0',
+      NONDIVY_DISCOVERY_HOST: '127.0.0.1',
+      NONDIVY_DISCOVERY_PORT: '0',
       NONDIVY_FTP_HOST: '127.0.0.1',
       NONDIVY_FTP_PORT: String(ftpPort),
       NONDIVY_FTP_PASV_RANGE: pasvRange,

@@ -36,10 +36,19 @@ const doorVars = {
   NONDIVY_LOGIN_LOCK_SECONDS: positiveInt.default(15 * 60),
 };
 
+/** Variables of device sharing (gateway and discovery). */
+const sharingVars = {
+  NONDIVY_PRESENCE_TTL_SECONDS: positiveInt.default(12),
+  NONDIVY_OFFER_TTL_SECONDS: positiveInt.default(600),
+};
+
 const gatewayVars = {
   ...commonVars,
   ...blobVars,
   ...doorVars,
+  ...sharingVars,
+  NONDIVY_GUEST_SHARING: flag.default(false),
+  NONDIVY_RELAY_WAIT_SECONDS: positiveInt.default(60),
   NONDIVY_HTTP_HOST: z.string().default('0.0.0.0'),
   NONDIVY_HTTP_PORT: port.default(8080),
   NONDIVY_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -80,6 +89,18 @@ const ftpVars = {
   NONDIVY_FTP_DATA_TIMEOUT_SECONDS: positiveInt.default(60),
 };
 
+const discoveryVars = {
+  ...commonVars,
+  ...sharingVars,
+  NONDIVY_DISCOVERY_HOST: z.string().default('0.0.0.0'),
+  NONDIVY_DISCOVERY_PORT: port.default(8082),
+  NONDIVY_ANNOUNCE: flag.default(false),
+  /** The gateway's port, announced on the LAN. */
+  NONDIVY_HTTP_PORT: port.default(8080),
+  NONDIVY_FTP_PORT: port.default(2121),
+  NONDIVY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+};
+
 export type LogLevel = z.infer<typeof logLevel>;
 
 export interface RedisConfig {
@@ -101,6 +122,14 @@ export interface GatewayConfig {
   library: { maxUploadBytes: number; guestUpload: boolean; uploadLeaseSeconds: number };
   auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
   catalogUrl: string;
+  sharing: SharingConfig & { guestSharing: boolean; relayWaitMs: number };
+}
+
+export interface SharingConfig {
+  /** A device is online for this long after its last heartbeat. */
+  presenceTtlMs: number;
+  /** An offer not accepted within this time expires. */
+  offerTtlMs: number;
 }
 
 export interface CatalogConfig {
@@ -180,6 +209,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       lockSeconds: e.NONDIVY_LOGIN_LOCK_SECONDS,
     },
     catalogUrl: e.NONDIVY_CATALOG_URL,
+    sharing: {
+      presenceTtlMs: e.NONDIVY_PRESENCE_TTL_SECONDS * 1000,
+      offerTtlMs: e.NONDIVY_OFFER_TTL_SECONDS * 1000,
+      guestSharing: e.NONDIVY_GUEST_SHARING,
+      relayWaitMs: e.NONDIVY_RELAY_WAIT_SECONDS * 1000,
+    },
   };
 }
 
@@ -231,5 +266,29 @@ export function loadFtpConfig(env: NodeJS.ProcessEnv = process.env): FtpConfig {
     },
     library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
     auth: { maxLoginFailures: e.NONDIVY_LOGIN_MAX_FAILURES, lockSeconds: e.NONDIVY_LOGIN_LOCK_SECONDS },
+  };
+}
+
+export interface DiscoveryConfig {
+  logLevel: LogLevel;
+  siteName: string;
+  dataDir: string;
+  redis: RedisConfig;
+  http: { host: string; port: number };
+  sharing: SharingConfig;
+  announce: { enabled: boolean; httpPort: number; ftpPort: number; publicUrl?: string };
+}
+
+/** The discovery service's configuration, validated once at start-up. */
+export function loadDiscoveryConfig(env: NodeJS.ProcessEnv = process.env): DiscoveryConfig {
+  const e = parseEnv(z.object(discoveryVars), env);
+  return {
+    logLevel: e.LOG_LEVEL,
+    siteName: e.NONDIVY_SITE_NAME,
+    dataDir: absolute(e.NONDIVY_DATA_DIR),
+    redis: { url: e.REDIS_URL },
+    http: { host: e.NONDIVY_DISCOVERY_HOST, port: e.NONDIVY_DISCOVERY_PORT },
+    sharing: { presenceTtlMs: e.NONDIVY_PRESENCE_TTL_SECONDS * 1000, offerTtlMs: e.NONDIVY_OFFER_TTL_SECONDS * 1000 },
+    announce: { enabled: e.NONDIVY_ANNOUNCE, httpPort: e.NONDIVY_HTTP_PORT, ftpPort: e.NONDIVY_FTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL },
   };
 }

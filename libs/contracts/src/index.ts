@@ -3,3 +3,7 @@ export * from './auth.js';
 export * from './problem.js';
 export * from './events.js';
 export * from './stored.js';
+export * from './devices.js';
+
+/** The version announced on the LAN and to linked sites. */
+export const NONDIVY_VERSION = '0.1.0';

@@ -4,3 +4,4 @@ export { RedisLibraryState, type ExpiredUpload } from './library-state.js';
 export { RedisUserStore, RedisSessionStore, RedisLoginThrottle, type StoredUser } from './user-store.js';
 export type { Redis } from 'ioredis';
 export { LuaScript } from './script.js';
+export { RedisDeviceStore, RedisTransferStore, TransferStateError, type StoredDevice } from './device-store.js';

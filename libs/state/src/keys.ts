@@ -54,6 +54,20 @@ export const keys = {
   enrichmentGroup: 'enrichment',
   /** Hash: item id → JSON {reason, at, attempts} of enrichment work given up after retries. */
   enrichmentParked: `${PREFIX}enrich:parked`,
+  /** Hash with a TTL (renewed by heartbeats): one online device. */
+  device: (id: string) => `${PREFIX}device:${id}`,
+  /** Sorted set: device ids scored by their last heartbeat (ms); the discovery service sweeps it. */
+  devices: `${PREFIX}devices`,
+  /** Stream: device.online / device.offline events. */
+  presenceEvents: `${PREFIX}events:presence`,
+  /** Hash with a TTL: one device-to-device transfer (offer, state, route). */
+  transfer: (id: string) => `${PREFIX}transfer:${id}`,
+  /** Sorted set: open offers scored by when they expire (ms). */
+  transfersExpiring: `${PREFIX}transfers:expiring`,
+  /** Set: the transfers a device is party to (cleaned as they expire). */
+  deviceTransfers: (deviceId: string) => `${PREFIX}device:${deviceId}:transfers`,
+  /** Stream: transfer.changed events. */
+  transferEvents: `${PREFIX}events:transfers`,
   /** Hash: site-wide facts (site id, schema version). */
   site: `${PREFIX}site`,
 } as const;

@@ -10,6 +10,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fast
 import type { GatewayDeps } from './deps.js';
 import { authn } from './plugins/authn.js';
 import { authRoutes } from './routes/auth.js';
+import { deviceFromRequest, deviceRoutes } from './routes/devices.js';
 import { eventRoutes } from './routes/events.js';
 import { libraryRoutes } from './routes/library.js';
 
@@ -77,7 +78,15 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   await app.register(
     async (api) => {
       await api.register(authRoutes, { deps });
-      await api.register(eventRoutes, { hub: deps.events });
+      await api.register(eventRoutes, { hub: deps.events, deviceOf: async (req) => (await deviceFromRequest(deps.devices, req))?.id ?? null });
+      await api.register(deviceRoutes, {
+        devices: deps.devices,
+        transfers: deps.transfers,
+        relay: deps.relay,
+        log: deps.log.child({ component: 'sharing' }),
+        guestSharing: config.sharing.guestSharing,
+        offerTtlMs: config.sharing.offerTtlMs,
+      });
       await api.register(libraryRoutes, { deps, guestUpload: config.library.guestUpload, maxUploadBytes: config.library.maxUploadBytes });
     },
     { prefix: '/api/v1' },

@@ -2,7 +2,8 @@ import type { AuthService } from '@nondivy/auth';
 import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { createAuthService, createLibrary } from '@nondivy/runtime';
-import type { Redis } from '@nondivy/state';
+import { RedisDeviceStore, RedisTransferStore, type Redis } from '@nondivy/state';
+import { RelayHub } from './relay.js';
 import { createBlobStore, type BlobStore, type Library } from '@nondivy/storage';
 import { type CatalogApi, CatalogClient } from './catalog-client.js';
 import { EventHub } from './event-hub.js';
@@ -16,6 +17,9 @@ export interface GatewayDeps {
   auth: AuthService;
   catalog: CatalogApi;
   events: EventHub;
+  devices: RedisDeviceStore;
+  transfers: RedisTransferStore;
+  relay: RelayHub;
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
@@ -23,5 +27,9 @@ export async function createGatewayDeps(config: GatewayConfig, log: Logger, redi
   const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
   const library = createLibrary({ redis, blobs, log, ...config.library });
   const auth = createAuthService(redis, config.auth);
-  return { log, redis, blobs, library, auth, catalog: options.catalog ?? new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ worker: 'events' })) };
+  return { log, redis, blobs, library, auth, catalog: options.catalog ?? new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ worker: 'events' })),
+    devices: new RedisDeviceStore(redis, config.sharing.presenceTtlMs),
+    transfers: new RedisTransferStore(redis),
+    relay: new RelayHub(config.sharing.relayWaitMs),
+  };
 }

@@ -1,12 +1,19 @@
-import { LibraryEvent } from '@nondivy/contracts';
+import { LibraryEvent, PresenceEvent, TransferEvent } from '@nondivy/contracts';
 import type { Logger } from '@nondivy/log';
 import { keys, type Redis } from '@nondivy/state';
 
-/** One event as delivered to clients: the stream entry id (for Last-Event-ID) and the event. */
-export interface HubEvent {
-  id: string;
-  event: LibraryEvent;
-}
+/** The streams fanned out: library changes (replayable by Last-Event-ID), presence, transfers. */
+const STREAMS = [
+  { key: keys.libraryEvents, kind: 'library', schema: LibraryEvent },
+  { key: keys.presenceEvents, kind: 'presence', schema: PresenceEvent },
+  { key: keys.transferEvents, kind: 'transfer', schema: TransferEvent },
+] as const;
+
+/** One event as delivered to clients: its stream, the stream entry id and the event. */
+export type HubEvent =
+  | { id: string; stream: 'library'; event: LibraryEvent }
+  | { id: string; stream: 'presence'; event: PresenceEvent }
+  | { id: string; stream: 'transfer'; event: TransferEvent };
 
 type Listener = (e: HubEvent) => void;
 
@@ -14,19 +21,19 @@ const BLOCK_MS = 5000;
 /** Most missed events sent to a client that reconnects with Last-Event-ID. */
 export const MAX_BACKLOG = 1000;
 
-function parseEntries(entries: [string, string[]][]): HubEvent[] {
+function parseEntries(stream: (typeof STREAMS)[number], entries: [string, string[]][]): HubEvent[] {
   const out: HubEvent[] = [];
   for (const [id, fields] of entries) {
     const obj: Record<string, string> = {};
     for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1]!;
-    const parsed = LibraryEvent.safeParse(obj);
-    if (parsed.success) out.push({ id, event: parsed.data });
+    const parsed = stream.schema.safeParse(obj);
+    if (parsed.success) out.push({ id, stream: stream.kind, event: parsed.data } as HubEvent);
   }
   return out;
 }
 
 /**
- * Fans the library event stream out to live clients (server-sent events) from ONE blocking reader
+ * Fans the event streams (library, presence, transfers) out to live clients (server-sent events) from ONE blocking reader
  * per gateway, on its own Redis connection. It runs while someone listens, survives Redis outages
  * (retrying), and can replay what a reconnecting client missed.
  */
@@ -34,7 +41,7 @@ export class EventHub {
   private readonly listeners = new Set<Listener>();
   private reader: Redis | null = null;
   private running = false;
-  private lastId = '$';
+  private lastIds: string[] = STREAMS.map(() => '$');
 
   constructor(
     private readonly redis: Redis,
@@ -54,7 +61,7 @@ export class EventHub {
   async backlog(afterId: string): Promise<HubEvent[]> {
     if (!/^\d{1,20}-\d{1,20}$/.test(afterId)) return [];
     const entries = (await this.redis.xrange(keys.libraryEvents, `(${afterId}`, '+', 'COUNT', MAX_BACKLOG)) as [string, string[]][];
-    return parseEntries(entries);
+    return parseEntries(STREAMS[0], entries);
   }
 
   private async loop() {
@@ -67,12 +74,15 @@ export class EventHub {
     let failures = 0;
     while (this.listeners.size > 0 && this.reader) {
       try {
-        const res = (await this.reader.xread('BLOCK', BLOCK_MS, 'STREAMS', keys.libraryEvents, this.lastId)) as [string, [string, string[]][]][] | null;
+        const res = (await this.reader.xread('BLOCK', BLOCK_MS, 'STREAMS', ...STREAMS.map((s) => s.key), ...this.lastIds)) as [string, [string, string[]][]][] | null;
         failures = 0;
         if (!res) continue;
-        const entries = res[0]![1];
-        if (entries.length) this.lastId = entries[entries.length - 1]![0];
-        for (const e of parseEntries(entries)) for (const l of this.listeners) l(e);
+        for (const [key, entries] of res) {
+          const i = STREAMS.findIndex((s) => s.key === key);
+          if (i < 0 || !entries.length) continue;
+          this.lastIds[i] = entries[entries.length - 1]![0];
+          for (const e of parseEntries(STREAMS[i]!, entries)) for (const l of this.listeners) l(e);
+        }
       } catch (err) {
         if (!this.reader) break;
         if (failures++ === 0) this.log.warn({ err: { message: (err as Error).message } }, 'event stream unavailable; retrying');

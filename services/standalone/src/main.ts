@@ -1,5 +1,6 @@
 import { CatalogSearch, startCatalog } from '@nondivy/catalog';
-import { loadCatalogConfig, loadFtpConfig, loadGatewayConfig } from '@nondivy/config';
+import { loadCatalogConfig, loadDiscoveryConfig, loadFtpConfig, loadGatewayConfig } from '@nondivy/config';
+import { startDiscovery } from '@nondivy/discovery';
 import { startFtpService } from '@nondivy/ftp';
 import { startGateway } from '@nondivy/gateway';
 import { createLogger } from '@nondivy/log';
@@ -16,6 +17,7 @@ async function main() {
   const gatewayConfig = loadConfigOrExit(() => loadGatewayConfig());
   const catalogConfig = loadConfigOrExit(() => loadCatalogConfig());
   const ftpConfig = loadConfigOrExit(() => loadFtpConfig());
+  const discoveryConfig = loadConfigOrExit(() => loadDiscoveryConfig());
   const log = createLogger('nondivy', gatewayConfig.logLevel);
   let embedded: EmbeddedRedis | undefined;
   let redisUrl = gatewayConfig.redis.url;
@@ -49,6 +51,14 @@ async function main() {
     closers.push(gateway.close);
     const ftp = await startFtpService({ ...ftpConfig, redis: { url: redisUrl } }, log.child({ component: 'ftp' }), redis);
     closers.push(ftp.close);
+    // Announce the gateway and FTP ports actually in use (they may have been chosen at start).
+    const gatewayPort = Number(new URL(gateway.url).port);
+    const discovery = await startDiscovery(
+      { ...discoveryConfig, redis: { url: redisUrl }, announce: { ...discoveryConfig.announce, httpPort: gatewayPort, ftpPort: ftp.ftp.port } },
+      log.child({ component: 'discovery' }),
+      redis,
+    );
+    closers.push(discovery.close);
     log.info({ url: gateway.url, docs: `${gateway.url}/docs`, ftpPort: ftp.ftp.port, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
   } catch (err) {
     log.fatal({ err }, 'start-up failed');

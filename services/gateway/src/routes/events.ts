@@ -1,21 +1,25 @@
 import type { ServerResponse } from 'node:http';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { EventHub, HubEvent } from '../event-hub.js';
 
 const HEARTBEAT_MS = 15_000;
 
 /**
  * GET /events: server-sent events of library changes (`item.created`, `item.updated`,
- * `item.deleted`, data `{type, id, at}`). A client that reconnects with `Last-Event-ID` first gets
+ * `item.deleted`, data `{type, id, at}`), devices coming and going (`device.online`,
+ * `device.offline`) and, for the device whose X-Device-Token is sent, its transfers
+ * (`transfer.changed`). A client that reconnects with `Last-Event-ID` first gets
  * what it missed (up to 1000 events), so nothing is lost across a reconnection.
  */
-export const eventRoutes: FastifyPluginAsync<{ hub: EventHub }> = async (app, { hub }) => {
+export const eventRoutes: FastifyPluginAsync<{ hub: EventHub; deviceOf: (req: FastifyRequest) => Promise<string | null> }> = async (app, { hub, deviceOf }) => {
   // Open streams never end by themselves: end them when the server shuts down, or it would wait forever.
   const open = new Set<ServerResponse>();
   app.addHook('preClose', async () => {
     for (const res of open) res.end();
   });
   app.get('/events', { schema: { tags: ['events'], summary: 'Live library changes (text/event-stream); resumes from Last-Event-ID' } }, async (req, reply) => {
+    // Transfer events go only to the device they concern (identified by its X-Device-Token).
+    const device = await deviceOf(req);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -27,6 +31,12 @@ export const eventRoutes: FastifyPluginAsync<{ hub: EventHub }> = async (app, { 
     res.write('retry: 3000\n\n');
     let lastSent = '';
     const send = (e: HubEvent) => {
+      if (e.stream !== 'library') {
+        if (e.stream === 'transfer' && e.event.from !== device && e.event.to !== device) return;
+        res.write(`event: ${e.event.type}\ndata: ${JSON.stringify(e.event)}\n\n`);
+        return;
+      }
+      // Library events carry their stream id, so a client that reconnects resumes where it was.
       if (lastSent && compareIds(e.id, lastSent) <= 0) return;
       lastSent = e.id;
       res.write(`id: ${e.id}\nevent: ${e.event.type}\ndata: ${JSON.stringify(e.event)}\n\n`);

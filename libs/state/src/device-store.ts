@@ -1,0 +1,279 @@
+import type { Redis } from 'ioredis';
+import type { Device, OfferedFile, Transfer, TransferState } from '@nondivy/contracts';
+import { keys } from './keys.js';
+import { LuaScript } from './script.js';
+import { withRedis } from './redis.js';
+
+const EVENTS_MAXLEN = 10_000;
+
+/** A device as stored: the public fields plus the hash of its token. */
+export interface StoredDevice extends Device {
+  tokenHash: string;
+}
+
+function deviceFromHash(h: Record<string, string>): StoredDevice | null {
+  if (!h.id) return null;
+  return {
+    id: h.id,
+    name: h.name ?? '',
+    owner: h.owner ?? '',
+    since: new Date(Number(h.since)).toISOString(),
+    lastSeen: new Date(Number(h.lastSeen)).toISOString(),
+    directUrl: h.directUrl || null,
+    tokenHash: h.tokenHash ?? '',
+  };
+}
+
+// KEYS: device, devices, presenceEvents   ARGV: id, name, owner, tokenHash, nowMs, ttlMs, directUrl, atIso, maxlen
+const REGISTER = new LuaScript(`
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'owner', ARGV[3], 'tokenHash', ARGV[4], 'since', ARGV[5], 'lastSeen', ARGV[5], 'directUrl', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'type', 'device.online', 'id', ARGV[1], 'name', ARGV[2], 'owner', ARGV[3], 'at', ARGV[8])
+return 1
+`);
+
+// KEYS: device, devices   ARGV: id, nowMs, ttlMs   → 0 when the device is gone (it must register again)
+const HEARTBEAT = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lastSeen', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+`);
+
+// KEYS: device, devices, presenceEvents   ARGV: id, atIso, maxlen, onlyIfExpired(0|1)
+// Removes a device and records it going offline. With onlyIfExpired, only when its hash is gone.
+const REMOVE = new LuaScript(`
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if ARGV[4] == '1' and exists then return 0 end
+local name = redis.call('HGET', KEYS[1], 'name') or ''
+local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+redis.call('DEL', KEYS[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 and not exists then return 0 end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', 'device.offline', 'id', ARGV[1], 'name', name, 'owner', owner, 'at', ARGV[2])
+return 1
+`);
+
+/**
+ * Device presence in Redis: a device's hash lives for `ttlMs` after its last heartbeat, so a device
+ * that goes away without a word disappears on its own; the sorted set of last heartbeats lets the
+ * discovery service notice and publish `device.offline`.
+ */
+export class RedisDeviceStore {
+  constructor(
+    private readonly redis: Redis,
+    readonly ttlMs: number,
+  ) {}
+
+  register(device: { id: string; name: string; owner: string; tokenHash: string; directUrl: string | null }): Promise<StoredDevice> {
+    const now = Date.now();
+    return withRedis(async () => {
+      await REGISTER.run(this.redis, 3, keys.device(device.id), keys.devices, keys.presenceEvents,
+        device.id, device.name, device.owner, device.tokenHash, String(now), String(this.ttlMs), device.directUrl ?? '', new Date(now).toISOString(), String(EVENTS_MAXLEN));
+      return { ...device, since: new Date(now).toISOString(), lastSeen: new Date(now).toISOString() };
+    });
+  }
+
+  heartbeat(id: string): Promise<boolean> {
+    return withRedis(async () => (await HEARTBEAT.run(this.redis, 2, keys.device(id), keys.devices, id, String(Date.now()), String(this.ttlMs))) === 1);
+  }
+
+  get(id: string): Promise<StoredDevice | null> {
+    return withRedis(async () => deviceFromHash(await this.redis.hgetall(keys.device(id))));
+  }
+
+  /** Devices online now (heartbeat within the TTL), most recent first. */
+  list(): Promise<StoredDevice[]> {
+    return withRedis(async () => {
+      const ids = await this.redis.zrevrangebyscore(keys.devices, '+inf', Date.now() - this.ttlMs);
+      if (!ids.length) return [];
+      const pipe = this.redis.pipeline();
+      for (const id of ids) pipe.hgetall(keys.device(id));
+      const out: StoredDevice[] = [];
+      for (const [err, h] of (await pipe.exec()) ?? []) {
+        if (err) throw err;
+        const d = deviceFromHash(h as Record<string, string>);
+        if (d) out.push(d);
+      }
+      return out;
+    });
+  }
+
+  remove(id: string): Promise<boolean> {
+    return withRedis(async () => (await REMOVE.run(this.redis, 3, keys.device(id), keys.devices, keys.presenceEvents, id, new Date().toISOString(), String(EVENTS_MAXLEN), '0')) === 1);
+  }
+
+  /** Publishes `device.offline` for devices whose presence expired; returns how many. */
+  sweep(): Promise<number> {
+    return withRedis(async () => {
+      const stale = await this.redis.zrangebyscore(keys.devices, '-inf', Date.now() - this.ttlMs, 'LIMIT', 0, 500);
+      let n = 0;
+      for (const id of stale) {
+        n += Number(await REMOVE.run(this.redis, 3, keys.device(id), keys.devices, keys.presenceEvents, id, new Date().toISOString(), String(EVENTS_MAXLEN), '1'));
+      }
+      return n;
+    });
+  }
+}
+
+/** A transfer as stored: the public record plus the hashes of nothing secret (tokens are per device). */
+function transferFromHash(h: Record<string, string>): Transfer | null {
+  if (!h.id) return null;
+  return {
+    id: h.id,
+    from: JSON.parse(h.from!) as Transfer['from'],
+    to: JSON.parse(h.to!) as Transfer['to'],
+    files: JSON.parse(h.files!) as Transfer['files'],
+    state: h.state as TransferState,
+    createdAt: h.createdAt!,
+    expiresAt: h.expiresAt!,
+    updatedAt: h.updatedAt!,
+    route: (h.route || null) as Transfer['route'],
+    directUrl: h.directUrl || null,
+    directToken: h.directToken || null,
+    reason: h.reason || null,
+  };
+}
+
+// KEYS: transfer, transferEvents, transfersExpiring   ARGV: fromStates (comma list), toState, atIso, maxlen, retainMs, then field/value pairs
+// Moves a transfer from one of `fromStates` to `toState` (and sets the fields) atomically.
+// Returns the old state, or nil when the transfer does not exist, or {err} when it is in another state.
+const TRANSITION = new LuaScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return nil end
+local allowed = false
+for s in string.gmatch(ARGV[1], '[^,]+') do if s == state then allowed = true end end
+if not allowed then return redis.error_reply('STATE ' .. state) end
+local fields = {'state', ARGV[2], 'updatedAt', ARGV[3]}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[2] ~= 'offered' then redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[1], 'id')) end
+if ARGV[2] == 'rejected' or ARGV[2] == 'cancelled' or ARGV[2] == 'expired' or ARGV[2] == 'completed' or ARGV[2] == 'failed' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', 'transfer.changed', 'id', redis.call('HGET', KEYS[1], 'id'), 'state', ARGV[2],
+  'from', cjson.decode(redis.call('HGET', KEYS[1], 'from')).device, 'to', cjson.decode(redis.call('HGET', KEYS[1], 'to')).device, 'at', ARGV[3])
+return state
+`);
+
+/** The outcome of a state change that was not allowed: the transfer is in `state`. */
+export class TransferStateError extends Error {
+  constructor(readonly state: TransferState | null) {
+    super(state ? `transfer is ${state}` : 'no such transfer');
+  }
+}
+
+/**
+ * Device-to-device transfers: offers and their state machine, kept in Redis with a TTL. Finished
+ * transfers are kept `retainMs` so both sides can read how it ended; open offers expire at their
+ * deadline (the discovery service's sweep marks them expired and tells both sides).
+ */
+export class RedisTransferStore {
+  constructor(
+    private readonly redis: Redis,
+    readonly retainMs = 3600_000,
+  ) {}
+
+  create(t: { id: string; from: Transfer['from']; to: Transfer['to']; files: (OfferedFile & { n: number })[]; ttlMs: number }): Promise<Transfer> {
+    const now = Date.now();
+    const record: Transfer = {
+      id: t.id,
+      from: t.from,
+      to: t.to,
+      files: t.files,
+      state: 'offered',
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + t.ttlMs).toISOString(),
+      updatedAt: new Date(now).toISOString(),
+      route: null,
+      directUrl: null,
+      directToken: null,
+      reason: null,
+    };
+    return withRedis(async () => {
+      await this.redis
+        .multi()
+        .hset(keys.transfer(t.id), {
+          id: record.id,
+          from: JSON.stringify(record.from),
+          to: JSON.stringify(record.to),
+          files: JSON.stringify(record.files),
+          state: record.state,
+          createdAt: record.createdAt,
+          expiresAt: record.expiresAt,
+          updatedAt: record.updatedAt,
+        })
+        .pexpire(keys.transfer(t.id), t.ttlMs + this.retainMs)
+        .zadd(keys.transfersExpiring, now + t.ttlMs, t.id)
+        .sadd(keys.deviceTransfers(t.from.device), t.id)
+        .pexpire(keys.deviceTransfers(t.from.device), t.ttlMs + this.retainMs)
+        .sadd(keys.deviceTransfers(t.to.device), t.id)
+        .pexpire(keys.deviceTransfers(t.to.device), t.ttlMs + this.retainMs)
+        .xadd(keys.transferEvents, 'MAXLEN', '~', String(EVENTS_MAXLEN), '*', 'type', 'transfer.changed', 'id', t.id, 'state', 'offered', 'from', t.from.device, 'to', t.to.device, 'at', record.createdAt)
+        .exec();
+      return record;
+    });
+  }
+
+  get(id: string): Promise<Transfer | null> {
+    return withRedis(async () => transferFromHash(await this.redis.hgetall(keys.transfer(id))));
+  }
+
+  /** The transfers a device sends or receives that still exist, newest first. */
+  forDevice(deviceId: string): Promise<Transfer[]> {
+    return withRedis(async () => {
+      const ids = await this.redis.smembers(keys.deviceTransfers(deviceId));
+      if (!ids.length) return [];
+      const pipe = this.redis.pipeline();
+      for (const id of ids) pipe.hgetall(keys.transfer(id));
+      const out: Transfer[] = [];
+      const gone: string[] = [];
+      ((await pipe.exec()) ?? []).forEach(([err, h], i) => {
+        if (err) throw err;
+        const t = transferFromHash(h as Record<string, string>);
+        if (t) out.push(t);
+        else gone.push(ids[i]!);
+      });
+      if (gone.length) await this.redis.srem(keys.deviceTransfers(deviceId), ...gone);
+      return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    });
+  }
+
+  /** Changes state if the transfer is in one of `from`; throws TransferStateError otherwise. */
+  async transition(id: string, from: TransferState[], to: TransferState, fields: Record<string, string> = {}): Promise<Transfer> {
+    const flat = Object.entries(fields).flat();
+    try {
+      const res = await withRedis(() =>
+        TRANSITION.run(this.redis, 3, keys.transfer(id), keys.transferEvents, keys.transfersExpiring, from.join(','), to, new Date().toISOString(), String(EVENTS_MAXLEN), String(this.retainMs), ...flat),
+      );
+      if (res === null) throw new TransferStateError(null);
+    } catch (err) {
+      const m = /STATE (\w+)/.exec((err as Error)?.message ?? '');
+      if (m) throw new TransferStateError(m[1] as TransferState);
+      throw err;
+    }
+    return (await this.get(id))!;
+  }
+
+  /** Sets fields without a state change (e.g. the route the sender chose). */
+  async set(id: string, fields: Record<string, string>): Promise<void> {
+    await withRedis(() => this.redis.hset(keys.transfer(id), fields));
+  }
+
+  /** Marks open offers past their deadline as expired; returns how many. */
+  async expireDue(now = Date.now()): Promise<number> {
+    const due = await withRedis(() => this.redis.zrangebyscore(keys.transfersExpiring, '-inf', now, 'LIMIT', 0, 500));
+    let n = 0;
+    for (const id of due) {
+      try {
+        await this.transition(id, ['offered'], 'expired', { reason: 'The offer expired before it was accepted' });
+        n++;
+      } catch (err) {
+        if (!(err instanceof TransferStateError)) throw err;
+        await withRedis(() => this.redis.zrem(keys.transfersExpiring, id));
+      }
+    }
+    return n;
+  }
+}
