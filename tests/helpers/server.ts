@@ -27,11 +27,16 @@ export interface TestServer {
   kill(): Promise<void>;
 }
 
-export async function startServer(env: Record<string, string>, options: { port?: number } = {}): Promise<TestServer> {
+/**
+ * Starts dist/standalone.mjs with `env`. `prefix` runs it through another command (e.g. `ip netns
+ * exec NS`, to put it on a test LAN), `host` is the address its URLs use (default 127.0.0.1).
+ */
+export async function startServer(env: Record<string, string>, options: { port?: number; prefix?: string[]; host?: string } = {}): Promise<TestServer> {
   const port = options.port ?? (await freePort());
   const ftpPort = Number(env.NONDIVY_FTP_PORT ?? (await freePort()));
   const pasvRange = env.NONDIVY_FTP_PASV_RANGE ?? (await freePortRange(8));
-  const child = spawn(process.execPath, ['--enable-source-maps', 'dist/standalone.mjs'], {
+  const argv = [...(options.prefix ?? []), process.execPath, '--enable-source-maps', 'dist/standalone.mjs'];
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -82,7 +87,7 @@ export async function startServer(env: Record<string, string>, options: { port?:
   } finally {
     clearTimeout(timeout);
   }
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
   return {
     url,
     api: `${url}/api/v1`,

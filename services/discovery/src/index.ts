@@ -1,2 +1,2 @@
 export { startDiscovery, ensureSiteId, type RunningDiscovery } from './start.js';
-export { announce, lanAddress, type Announcement } from './announce.js';
+export { announce, lanAddress, lanInterfaces, type Announcement } from './announce.js';
