@@ -48,6 +48,9 @@ const gatewayVars = {
   ...doorVars,
   ...sharingVars,
   NONDIVY_GUEST_SHARING: flag.default(false),
+  NONDIVY_FEDERATION_TIMEOUT_MS: positiveInt.default(1500),
+  NONDIVY_INVITE_TTL_SECONDS: positiveInt.default(3600),
+  NONDIVY_FEDERATION_CLOCK_SKEW_SECONDS: positiveInt.default(60),
   NONDIVY_RELAY_WAIT_SECONDS: positiveInt.default(60),
   NONDIVY_HTTP_HOST: z.string().default('0.0.0.0'),
   NONDIVY_HTTP_PORT: port.default(8080),
@@ -123,6 +126,7 @@ export interface GatewayConfig {
   auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
   catalogUrl: string;
   sharing: SharingConfig & { guestSharing: boolean; relayWaitMs: number };
+  federation: { timeoutMs: number; inviteTtlMs: number; clockSkewMs: number };
 }
 
 export interface SharingConfig {
@@ -214,6 +218,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       offerTtlMs: e.NONDIVY_OFFER_TTL_SECONDS * 1000,
       guestSharing: e.NONDIVY_GUEST_SHARING,
       relayWaitMs: e.NONDIVY_RELAY_WAIT_SECONDS * 1000,
+    },
+    federation: {
+      timeoutMs: e.NONDIVY_FEDERATION_TIMEOUT_MS,
+      inviteTtlMs: e.NONDIVY_INVITE_TTL_SECONDS * 1000,
+      clockSkewMs: e.NONDIVY_FEDERATION_CLOCK_SKEW_SECONDS * 1000,
     },
   };
 }

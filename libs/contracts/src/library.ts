@@ -75,6 +75,8 @@ export const ItemList = z.object({
   nextCursor: z.string().nullable(),
   /** How many items match in all (searches only). */
   total: z.number().int().nonnegative().optional(),
+  /** With scope=federated: one entry per linked site asked, and whether it answered in time. */
+  sites: z.array(z.object({ siteId: z.string(), name: z.string(), ok: z.boolean(), error: z.string().optional() })).optional(),
 });
 export type ItemList = z.infer<typeof ItemList>;
 

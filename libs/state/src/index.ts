@@ -5,3 +5,4 @@ export { RedisUserStore, RedisSessionStore, RedisLoginThrottle, type StoredUser 
 export type { Redis } from 'ioredis';
 export { LuaScript } from './script.js';
 export { RedisDeviceStore, RedisTransferStore, TransferStateError, type StoredDevice } from './device-store.js';
+export { RedisFederationStore, type StoredLink } from './federation-store.js';

@@ -68,6 +68,14 @@ export const keys = {
   deviceTransfers: (deviceId: string) => `${PREFIX}device:${deviceId}:transfers`,
   /** Stream: transfer.changed events. */
   transferEvents: `${PREFIX}events:transfers`,
+  /** String with a TTL: a federation invite (hash of its secret → JSON), usable once. */
+  fedInvite: (secretHash: string) => `${PREFIX}fed:invite:${secretHash}`,
+  /** Hash: one linked site (id, name, url, public key, state, last contact). */
+  fedLink: (siteId: string) => `${PREFIX}fed:link:${siteId}`,
+  /** Set: the ids of linked sites. */
+  fedLinks: `${PREFIX}fed:links`,
+  /** String with a TTL: a nonce already used by a linked site (replay protection). */
+  fedNonce: (siteId: string, nonce: string) => `${PREFIX}fed:nonce:${siteId}:${nonce}`,
   /** Hash: site-wide facts (site id, schema version). */
   site: `${PREFIX}site`,
 } as const;

@@ -167,6 +167,7 @@ local fields = cjson.decode(ARGV[6])
 redis.call('HSET', KEYS[4], unpack(fields))
 redis.call('HSET', KEYS[4], 'blobKey', blobKey)
 local id = redis.call('HGET', KEYS[4], 'id')
+redis.call('HSET', KEYS[3], 'item', id)
 redis.call('ZADD', KEYS[5], ARGV[4], id)
 ix_add(ARGV[7], id, KEYS[4], ARGV[8])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'type', 'item.created', 'id', id, 'at', redis.call('HGET', KEYS[4], 'createdAt'))
@@ -456,6 +457,16 @@ export class RedisLibraryState {
     return withRedis(async () => {
       const h = await this.redis.hgetall(keys.blob(sha256));
       return h.key ? { key: h.key, size: Number(h.size), refs: Number(h.refs) } : null;
+    });
+  }
+
+  /** An item that holds these bytes (the last one committed with them), if it still exists. */
+  findBySha256(sha256: string): Promise<StoredItem | null> {
+    return withRedis(async () => {
+      const id = await this.redis.hget(keys.blob(sha256), 'item');
+      if (!id) return null;
+      const item = fromHash(await this.redis.hgetall(keys.item(id)));
+      return item && item.sha256 === sha256 ? item : null;
     });
   }
 

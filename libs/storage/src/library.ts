@@ -32,6 +32,7 @@ export interface LibraryStateStore {
   findByName(kind: string, name: string): Promise<StoredItem | null>;
   scanNames(kind: string, cursor: string, count?: number): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }>;
   nameOf(id: string): Promise<string | null>;
+  findBySha256(sha256: string): Promise<StoredItem | null>;
   dueTrash(now: number, limit?: number): Promise<string[]>;
   clearTrash(blobKey: string): Promise<void>;
 }
@@ -256,6 +257,12 @@ export class Library {
    */
   async findByName(kind: ItemKind, name: string): Promise<Item | null> {
     const item = await this.state.findByName(kind, name);
+    return item ? publicItem(item) : null;
+  }
+
+  /** An item of this library with exactly these bytes, if any (to serve our own copy). */
+  async findBySha256(sha256: string): Promise<Item | null> {
+    const item = await this.state.findBySha256(sha256);
     return item ? publicItem(item) : null;
   }
 

@@ -11,6 +11,7 @@ import type { GatewayDeps } from './deps.js';
 import { authn } from './plugins/authn.js';
 import { authRoutes } from './routes/auth.js';
 import { deviceFromRequest, deviceRoutes } from './routes/devices.js';
+import { federationRoutes, peerRoutes, RemoteTransfers } from './routes/federation.js';
 import { eventRoutes } from './routes/events.js';
 import { libraryRoutes } from './routes/library.js';
 
@@ -86,11 +87,26 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         log: deps.log.child({ component: 'sharing' }),
         guestSharing: config.sharing.guestSharing,
         offerTtlMs: config.sharing.offerTtlMs,
+        federation: deps.federation,
+        remote: new RemoteTransfers(deps.federation, deps.transfers, deps.log.child({ component: 'federation' })),
       });
+      await api.register(federationRoutes, { deps, federation: deps.federation });
       await api.register(libraryRoutes, { deps, guestUpload: config.library.guestUpload, maxUploadBytes: config.library.maxUploadBytes });
     },
     { prefix: '/api/v1' },
   );
-  app.addHook('onClose', async () => deps.events.close());
+  await app.register(peerRoutes, {
+    prefix: '/federation/v1',
+    deps,
+    federation: deps.federation,
+    devices: deps.devices,
+    transfers: deps.transfers,
+    relay: deps.relay,
+    offerTtlMs: config.sharing.offerTtlMs,
+  });
+  app.addHook('onClose', async () => {
+    deps.events.close();
+    deps.federation.stop();
+  });
   return app;
 }

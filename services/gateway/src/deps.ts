@@ -2,8 +2,10 @@ import type { AuthService } from '@nondivy/auth';
 import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { createAuthService, createLibrary } from '@nondivy/runtime';
-import { RedisDeviceStore, RedisTransferStore, type Redis } from '@nondivy/state';
+import { RedisDeviceStore, RedisFederationStore, RedisTransferStore, type Redis } from '@nondivy/state';
 import { RelayHub } from './relay.js';
+import { Federation } from './federation.js';
+import { lanUrl } from './lan-url.js';
 import { createBlobStore, type BlobStore, type Library } from '@nondivy/storage';
 import { type CatalogApi, CatalogClient } from './catalog-client.js';
 import { EventHub } from './event-hub.js';
@@ -20,6 +22,7 @@ export interface GatewayDeps {
   devices: RedisDeviceStore;
   transfers: RedisTransferStore;
   relay: RelayHub;
+  federation: Federation;
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
@@ -31,5 +34,12 @@ export async function createGatewayDeps(config: GatewayConfig, log: Logger, redi
     devices: new RedisDeviceStore(redis, config.sharing.presenceTtlMs),
     transfers: new RedisTransferStore(redis),
     relay: new RelayHub(config.sharing.relayWaitMs),
+    federation: await Federation.create({
+      store: new RedisFederationStore(redis),
+      log: log.child({ component: 'federation' }),
+      siteName: config.siteName,
+      publicUrl: config.http.publicUrl ?? lanUrl(config.http.port),
+      ...config.federation,
+    }),
   };
 }

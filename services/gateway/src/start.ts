@@ -35,6 +35,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, redis: Re
   }
 
   const stopSweeper = deps.library.startSweeper();
+  deps.federation.startPinger();
   const app = await buildGateway(config, deps);
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   const port = (app.server.address() as { port: number }).port;

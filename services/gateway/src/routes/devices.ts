@@ -20,6 +20,8 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RelayHub } from '../relay.js';
+import type { Federation } from '../federation.js';
+import type { RemoteTransfers } from './federation.js';
 
 export interface DeviceRouteOptions {
   devices: RedisDeviceStore;
@@ -28,6 +30,9 @@ export interface DeviceRouteOptions {
   log: Logger;
   guestSharing: boolean;
   offerTtlMs: number;
+  federation: Federation;
+  /** Transfers with a device of a linked site. */
+  remote: RemoteTransfers;
 }
 
 const hashToken = (secret: string) => createHash('sha256').update(secret).digest();
@@ -72,7 +77,7 @@ const FileParams = z.object({ id: TransferId, n: z.coerce.number().int().nonnega
  * (send, accept, reject, cancel, finish) and the relay (PUT and GET of one file, piped together).
  */
 export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (app, opts) => {
-  const { devices, transfers, relay, log } = opts;
+  const { devices, transfers, relay, log, remote } = opts;
   const device = async (req: FastifyRequest): Promise<StoredDevice> => {
     const d = await deviceFromRequest(devices, req);
     if (!d) throw unauthorized('Send this device\'s X-Device-Token');
@@ -84,7 +89,10 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
     if (!t || (t.from.device !== me.id && t.to.device !== me.id)) throw notFound('No such transfer');
     return { t, me, role: t.from.device === me.id ? 'sender' : 'receiver' };
   };
-  const changed = (t: Transfer) => log.info({ transfer: t.id, state: t.state, from: t.from.device, to: t.to.device, reason: t.reason ?? undefined }, 'transfer changed');
+  const changed = (t: Transfer, fromPeer = false) => {
+    log.info({ transfer: t.id, state: t.state, from: t.from.device, to: t.to.device, reason: t.reason ?? undefined }, 'transfer changed');
+    if (!fromPeer) remote.forward(t);
+  };
 
   app.post(
     '/devices',
@@ -107,8 +115,20 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
 
   app.get(
     '/devices',
-    { schema: { tags: ['devices'], summary: 'Devices online on this site', querystring: z.object({ scope: z.enum(['local', 'federated']).optional() }), response: { 200: z.object({ devices: z.array(Device) }) } } },
-    async () => ({ devices: (await devices.list()).map(publicDevice) }),
+    {
+      schema: {
+        tags: ['devices'],
+        summary: 'Devices online on this site (scope=federated: and on linked sites, each marked with its site)',
+        querystring: z.object({ scope: z.enum(['local', 'federated']).optional() }),
+        response: { 200: z.object({ devices: z.array(Device), sites: z.array(z.object({ siteId: z.string(), name: z.string(), ok: z.boolean(), error: z.string().optional() })).optional() }) },
+      },
+    },
+    async (req) => {
+      const local = (await devices.list()).map(publicDevice);
+      if (req.query.scope !== 'federated') return { devices: local };
+      const { results, sites } = await opts.federation.fanOut((link) => opts.federation.call<{ devices: Device[] }>(link, 'GET', '/federation/v1/devices'));
+      return { devices: [...local, ...results.flatMap(({ link, value }) => value.devices.map((d) => ({ ...d, site: link.siteId })))], sites };
+    },
   );
 
   app.put('/devices/:id/heartbeat', { schema: { tags: ['devices'], summary: 'Stay online', params: z.object({ id: DeviceId }) } }, async (req, reply) => {
@@ -129,6 +149,11 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
   app.post('/transfers', { schema: { tags: ['transfers'], summary: 'Offer files to a device', body: CreateTransferRequest, response: { 201: Transfer } } }, async (req, reply) => {
     const me = await device(req);
     if (me.id !== req.body.from) throw forbidden('`from` must be the device whose token is sent');
+    if (req.body.to.includes('@')) {
+      const t = await remote.offer({ device: me.id, name: me.name, owner: me.owner }, req.body.to, req.body.files, opts.offerTtlMs, randomBytes(16).toString('base64url'));
+      log.info({ transfer: t.id, from: me.id, to: req.body.to, files: t.files.length }, 'transfer offered to a linked site');
+      return reply.code(201).send(t);
+    }
     const to = await devices.get(req.body.to);
     if (!to) {
       const byName = (await devices.list()).filter((d) => d.name === req.body.to);
@@ -180,7 +205,8 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
     const { t, me, role } = await party(req, req.params.id);
     if (role !== 'receiver') throw forbidden('Only the receiving device can accept');
     const fields: Record<string, string> = {};
-    if (req.body.directToken && me.directUrl) {
+    // A sender on another site cannot reach this LAN: its bytes come through the two gateways.
+    if (req.body.directToken && me.directUrl && !t.from.site) {
       fields.directToken = req.body.directToken;
       fields.directUrl = me.directUrl;
     }
@@ -236,7 +262,8 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
     if (length !== undefined && Number(length) !== file.size) throw new AppError('bad_input', `Content-Length must be the offered size (${file.size})`);
     if (t.route !== 'relay') await transfers.set(t.id, { route: 'relay' });
     try {
-      await relay.send(key, req.raw, file.size);
+      if (t.to.site) await remote.send(t, req.params.n, req.raw);
+      else await relay.send(key, req.raw, file.size);
     } catch (err) {
       const reason = err instanceof AppError ? err.message : 'The relay failed';
       log.info({ transfer: t.id, n: req.params.n, reason }, 'relayed file failed');

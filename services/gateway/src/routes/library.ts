@@ -186,7 +186,12 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
         response: { 200: ItemList },
       },
     },
-    async (req) => deps.catalog.search(req.query),
+    async (req) => {
+      if (req.query.scope !== 'federated') return deps.catalog.search(req.query);
+      // This site's answer and every linked site's first page, each bounded by the federation timeout.
+      const [local, remote] = await Promise.all([deps.catalog.search({ ...req.query, scope: 'local' }), deps.federation.search(req.query)]);
+      return { ...local, items: [...local.items, ...remote.items], sites: remote.sites };
+    },
   );
 
   app.get(
@@ -210,49 +215,7 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
         params: IdParams,
       querystring: ContentQuery,
     },
-    handler: async (req, reply) => {
-      const item = await library.get(req.params.id);
-      const etag = `"${item.sha256}"`;
-      contentHeaders(reply, item, req.query.download === '1');
-      if (etagMatches(req.headers['if-none-match'], etag)) return reply.code(304).send();
-
-      const ifRange = req.headers['if-range'];
-      const rangeHeader = ifRange === undefined || String(ifRange).trim() === etag ? req.headers.range : undefined;
-      let ranges = parseRange(rangeHeader, item.size);
-      if (ranges === 'unsatisfiable') {
-        return reply.code(416).header('content-range', `bytes */${item.size}`).type('application/problem+json').send({
-          type: 'about:blank', title: 'Range Not Satisfiable', status: 416, detail: `The item has ${item.size} bytes`,
-        });
-      }
-      if (ranges && (ranges.length > MAX_MULTIPART_RANGES || (ranges.length === 1 && ranges[0]!.start === 0 && ranges[0]!.end === item.size - 1))) {
-        ranges = null;
-      }
-      const head = req.method === 'HEAD';
-      if (!head && (!ranges || ranges[0]!.start === 0)) {
-        library.countDownload(item.id).catch((err) => req.log.warn({ err }, 'download not counted'));
-      }
-
-      if (!ranges || ranges.length === 1) {
-        const r = ranges ? ranges[0]! : { start: 0, end: item.size - 1 };
-        reply.code(ranges ? 206 : 200).type(item.contentType).header('content-length', String(r.end - r.start + 1));
-        if (ranges) reply.header('content-range', `bytes ${r.start}-${r.end}/${item.size}`);
-        if (head) return reply.send();
-        if (item.size > 0) {
-          const opened = await library.openFile(item.id);
-          if (opened) return sendFile(req, reply, opened.file, r);
-        }
-        const { stream } = await library.open(item.id, ranges ? r : undefined);
-        return reply.send(stream);
-      }
-      const boundary = randomBytes(12).toString('hex');
-      const body = byteranges(deps, item, ranges, boundary);
-      reply.code(206).type(`multipart/byteranges; boundary=${boundary}`).header('content-length', String(body.length));
-      if (head) {
-        body.stream.destroy();
-        return reply.send();
-      }
-      return reply.send(body.stream);
-    },
+    handler: async (req, reply) => sendContent(deps, req, reply, req.params.id, req.query.download === '1'),
   });
 
   app.patch(
@@ -266,3 +229,52 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     return reply.code(204).send();
   });
 };
+
+/**
+ * Answers a request for an item's bytes: Range (one range, or several as multipart/byteranges),
+ * ETag (the SHA-256), If-None-Match, If-Range, HEAD. Used by the public route and by linked sites.
+ */
+export async function sendContent(deps: GatewayDeps, req: FastifyRequest, reply: FastifyReply, id: string, download: boolean) {
+  const { library } = deps;
+  const item = await library.get(id);
+  const etag = `"${item.sha256}"`;
+  contentHeaders(reply, item, download);
+  if (etagMatches(req.headers['if-none-match'], etag)) return reply.code(304).send();
+
+  const ifRange = req.headers['if-range'];
+  const rangeHeader = ifRange === undefined || String(ifRange).trim() === etag ? req.headers.range : undefined;
+  let ranges = parseRange(rangeHeader, item.size);
+  if (ranges === 'unsatisfiable') {
+    return reply.code(416).header('content-range', `bytes */${item.size}`).type('application/problem+json').send({
+      type: 'about:blank', title: 'Range Not Satisfiable', status: 416, detail: `The item has ${item.size} bytes`,
+    });
+  }
+  if (ranges && (ranges.length > MAX_MULTIPART_RANGES || (ranges.length === 1 && ranges[0]!.start === 0 && ranges[0]!.end === item.size - 1))) {
+    ranges = null;
+  }
+  const head = req.method === 'HEAD';
+  if (!head && (!ranges || ranges[0]!.start === 0)) {
+    library.countDownload(item.id).catch((err) => req.log.warn({ err }, 'download not counted'));
+  }
+
+  if (!ranges || ranges.length === 1) {
+    const r = ranges ? ranges[0]! : { start: 0, end: item.size - 1 };
+    reply.code(ranges ? 206 : 200).type(item.contentType).header('content-length', String(r.end - r.start + 1));
+    if (ranges) reply.header('content-range', `bytes ${r.start}-${r.end}/${item.size}`);
+    if (head) return reply.send();
+    if (item.size > 0) {
+      const opened = await library.openFile(item.id);
+      if (opened) return sendFile(req, reply, opened.file, r);
+    }
+    const { stream } = await library.open(item.id, ranges ? r : undefined);
+    return reply.send(stream);
+  }
+  const boundary = randomBytes(12).toString('hex');
+  const body = byteranges(deps, item, ranges, boundary);
+  reply.code(206).type(`multipart/byteranges; boundary=${boundary}`).header('content-length', String(body.length));
+  if (head) {
+    body.stream.destroy();
+    return reply.send();
+  }
+  return reply.send(body.stream);
+}

@@ -1,0 +1,352 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Item, ItemList, SearchQuery } from '@nondivy/contracts';
+import { AppError, badInput, conflict, notFound, unauthorized } from '@nondivy/errors';
+import {
+  bodyDigest,
+  decodeInvite,
+  encodeInvite,
+  generateSiteKeys,
+  loadSiteKeys,
+  SIGNATURE_HEADERS as H,
+  signParts,
+  verifyParts,
+  type SiteKeys,
+} from '@nondivy/federation';
+import type { Logger } from '@nondivy/log';
+import type { RedisFederationStore, StoredLink } from '@nondivy/state';
+import type { FastifyRequest } from 'fastify';
+
+export interface FederationOptions {
+  store: RedisFederationStore;
+  log: Logger;
+  siteName: string;
+  /** How linked sites reach this gateway. */
+  publicUrl: string;
+  /** Bound on every call to a linked site that a user waits for (search, lists). */
+  timeoutMs: number;
+  inviteTtlMs: number;
+  /** Accepted clock difference between sites, both ways. */
+  clockSkewMs: number;
+}
+
+export interface SiteAnswer {
+  siteId: string;
+  name: string;
+  ok: boolean;
+  error?: string;
+}
+
+/** What linked sites see of a link (never its key material). */
+export const publicLink = (l: StoredLink) => ({
+  siteId: l.siteId,
+  name: l.name,
+  url: l.url,
+  state: l.state,
+  lastContactAt: l.lastContactAt,
+  unreachableSince: l.unreachableSince,
+  latencyMs: l.latencyMs,
+  createdAt: l.createdAt,
+});
+
+const HANDSHAKE_CONTEXT = 'nondivy-handshake-v1';
+
+/**
+ * This site's side of federation: its identity and key, invites and links, signed calls to linked
+ * sites, verification of their calls, and the questions users ask across sites (search, devices).
+ */
+export class Federation {
+  readonly siteId: string;
+  private readonly keys: SiteKeys;
+  private pinger: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly o: FederationOptions,
+    identity: { siteId: string; privatePem: string },
+  ) {
+    this.siteId = identity.siteId;
+    this.keys = loadSiteKeys(identity.privatePem);
+  }
+
+  static async create(o: FederationOptions): Promise<Federation> {
+    return new Federation(o, await o.store.identity(() => generateSiteKeys()));
+  }
+
+  get name() {
+    return this.o.siteName;
+  }
+
+  get publicKey() {
+    return this.keys.publicKey;
+  }
+
+  links(): Promise<StoredLink[]> {
+    return this.o.store.links();
+  }
+
+  async link(siteId: string): Promise<StoredLink> {
+    const link = await this.o.store.getLink(siteId);
+    if (!link) throw notFound('No such linked site');
+    return link;
+  }
+
+  /** A linked site by id or by name (names are unique enough to type; ids always are). */
+  async resolveSite(idOrName: string): Promise<StoredLink> {
+    const byId = await this.o.store.getLink(idOrName);
+    if (byId) return byId;
+    const byName = (await this.links()).filter((l) => l.name === idOrName);
+    if (byName.length === 1) return byName[0]!;
+    throw byName.length ? conflict(`Several linked sites are named ${idOrName}: use the site id`) : notFound(`No linked site ${idOrName}`);
+  }
+
+  // ---- outbound ------------------------------------------------------------------------------
+
+  /**
+   * A signed request to a linked site. `body` may be a stream (then `digest` names its SHA-256,
+   * known in advance). Records how the contact went on the link.
+   */
+  async request(
+    link: Pick<StoredLink, 'siteId' | 'url'>,
+    method: string,
+    path: string,
+    opts: { json?: unknown; body?: Readable; digest?: string; timeoutMs?: number | null; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<Response> {
+    const url = new URL(path, link.url);
+    const payload = opts.json !== undefined ? Buffer.from(JSON.stringify(opts.json)) : null;
+    const digest = opts.digest ?? bodyDigest(payload ?? '');
+    const parts = {
+      method,
+      path: url.pathname + url.search,
+      host: url.host,
+      site: this.siteId,
+      to: link.siteId,
+      date: String(Date.now()),
+      nonce: randomBytes(16).toString('base64url'),
+      digest,
+    };
+    const headers: Record<string, string> = {
+      ...opts.headers,
+      [H.site]: parts.site,
+      [H.to]: parts.to,
+      [H.date]: parts.date,
+      [H.nonce]: parts.nonce,
+      [H.digest]: digest,
+      [H.signature]: signParts(this.keys, parts),
+    };
+    if (payload) headers['content-type'] = 'application/json';
+    if (opts.body) headers['content-type'] = 'application/octet-stream';
+    const timeout = opts.timeoutMs === null ? undefined : AbortSignal.timeout(opts.timeoutMs ?? this.o.timeoutMs);
+    const signal = timeout && opts.signal ? AbortSignal.any([timeout, opts.signal]) : (timeout ?? opts.signal);
+    const t0 = performance.now();
+    try {
+      const res = await fetch(url, {
+        method,
+        headers,
+        body: payload ?? (opts.body as unknown as RequestInit['body']),
+        signal,
+        ...(opts.body ? { duplex: 'half' } : {}),
+      } as RequestInit);
+      void this.o.store.markContact(link.siteId, true, performance.now() - t0).catch(() => undefined);
+      return res;
+    } catch (err) {
+      void this.o.store.markContact(link.siteId, false).catch(() => undefined);
+      const timedOut = (err as Error).name === 'TimeoutError';
+      throw new AppError('unavailable', timedOut ? `The linked site did not answer within ${opts.timeoutMs ?? this.o.timeoutMs} ms` : 'The linked site cannot be reached', { cause: err });
+    }
+  }
+
+  /** A signed JSON call that must answer 2xx; the linked site's problem detail otherwise. */
+  async call<T>(link: StoredLink, method: string, path: string, json?: unknown, timeoutMs?: number): Promise<T> {
+    const res = await this.request(link, method, path, { json, timeoutMs });
+    const text = await res.text();
+    if (!res.ok) {
+      let detail = `${res.status}`;
+      try {
+        detail = (JSON.parse(text) as { detail?: string }).detail ?? detail;
+      } catch {
+        /* not a problem document */
+      }
+      throw new AppError(res.status === 404 ? 'not_found' : res.status === 409 ? 'conflict' : res.status === 400 ? 'bad_input' : 'unavailable', `${link.name}: ${detail}`);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  // ---- inbound -------------------------------------------------------------------------------
+
+  /**
+   * Checks a request from a linked site: addressed to us, from a linked site, within the clock
+   * window, with the right body digest (`digest` overrides it for streamed bodies) and a valid
+   * signature, with a nonce never used before. Returns the link; throws 401 (and logs) otherwise.
+   */
+  async verify(req: FastifyRequest, rawBody: Buffer | null, digest?: string): Promise<StoredLink> {
+    const h = (name: string) => {
+      const v = req.headers[name];
+      return typeof v === 'string' ? v : '';
+    };
+    const refuse = (reason: string, site?: string): never => {
+      this.o.log.warn({ reason, site: site || undefined, ip: req.ip, method: req.method, path: req.url }, 'refused a federation request');
+      throw unauthorized(`Federation request refused: ${reason}`);
+    };
+    const site = h(H.site);
+    const signature = h(H.signature);
+    if (!site || !signature) return refuse('not signed');
+    if (h(H.to) !== this.siteId) return refuse('addressed to another site', site);
+    const link = await this.o.store.getLink(site);
+    if (!link) return refuse('not a linked site', site);
+    const date = Number(h(H.date));
+    if (!Number.isFinite(date) || Math.abs(Date.now() - date) > this.o.clockSkewMs) return refuse('timestamp outside the accepted window', site);
+    const expectedDigest = digest ?? bodyDigest(rawBody ?? '');
+    if (h(H.digest) !== expectedDigest) return refuse('body digest does not match', site);
+    const parts = { method: req.method, path: req.url, host: h('host'), site, to: this.siteId, date: h(H.date), nonce: h(H.nonce), digest: expectedDigest };
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(parts.nonce)) return refuse('bad nonce', site);
+    if (!verifyParts(link.publicKey, parts, signature)) return refuse('bad signature', site);
+    if (!(await this.o.store.useNonce(site, parts.nonce, 2 * this.o.clockSkewMs))) return refuse('replayed (nonce already used)', site);
+    void this.o.store.markContact(site, true).catch(() => undefined);
+    return link;
+  }
+
+  // ---- linking -------------------------------------------------------------------------------
+
+  async createInvite(): Promise<{ code: string; expiresAt: string; url: string }> {
+    const secret = randomBytes(24).toString('base64url');
+    await this.o.store.createInvite(secret, this.o.inviteTtlMs, { createdAt: new Date().toISOString() });
+    const code = encodeInvite({ url: this.o.publicUrl, siteId: this.siteId, publicKey: this.keys.publicKey, secret });
+    return { code, expiresAt: new Date(Date.now() + this.o.inviteTtlMs).toISOString(), url: this.o.publicUrl };
+  }
+
+  /** Uses another site's invite: a handshake with it, after which both sites know each other. */
+  async acceptInvite(code: string): Promise<StoredLink> {
+    const invite = decodeInvite(code);
+    if (invite.siteId === this.siteId) throw badInput('That invite is from this site');
+    const nonce = randomBytes(16).toString('base64url');
+    const pending = { siteId: invite.siteId, url: invite.url };
+    const res = await this.request(pending, 'POST', '/federation/v1/handshake', {
+      json: { secret: invite.secret, nonce, site: { siteId: this.siteId, name: this.o.siteName, url: this.o.publicUrl, publicKey: this.keys.publicKey } },
+      timeoutMs: Math.max(this.o.timeoutMs, 5000),
+    });
+    const body = (await res.json().catch(() => ({}))) as { site?: { siteId: string; name: string; url: string; publicKey: string }; proof?: string; detail?: string };
+    if (!res.ok) throw new AppError(res.status === 403 ? 'forbidden' : 'unavailable', `The other site refused the invite: ${body.detail ?? res.status}`);
+    const remote = body.site;
+    // The answer must come from the key the invite named: otherwise someone else answered.
+    if (!remote || remote.siteId !== invite.siteId || remote.publicKey !== invite.publicKey || !body.proof || !verifyParts(invite.publicKey, handshakeParts(invite.siteId, this.siteId, nonce), body.proof)) {
+      throw new AppError('unavailable', 'The other site could not prove it is the site of the invite');
+    }
+    const link: StoredLink = {
+      siteId: remote.siteId,
+      name: remote.name,
+      url: invite.url,
+      publicKey: remote.publicKey,
+      createdAt: new Date().toISOString(),
+      state: 'online',
+      lastContactAt: new Date().toISOString(),
+      unreachableSince: null,
+      latencyMs: null,
+    };
+    await this.o.store.saveLink(link);
+    this.o.log.info({ site: link.siteId, name: link.name, url: link.url }, 'linked to another site');
+    return link;
+  }
+
+  /** The inviting side of a handshake: one use of the invite, then the link. */
+  async handshake(body: { secret: string; nonce: string; site: { siteId: string; name: string; url: string; publicKey: string } }, ip: string) {
+    if (!(await this.o.store.consumeInvite(body.secret))) {
+      this.o.log.warn({ ip, site: body.site.siteId }, 'refused a handshake: invite unknown, expired or already used');
+      throw new AppError('forbidden', 'This invite is unknown, expired or already used');
+    }
+    if (body.site.siteId === this.siteId) throw badInput('A site cannot link to itself');
+    const link: StoredLink = {
+      siteId: body.site.siteId,
+      name: body.site.name,
+      url: new URL(body.site.url).origin,
+      publicKey: body.site.publicKey,
+      createdAt: new Date().toISOString(),
+      state: 'online',
+      lastContactAt: new Date().toISOString(),
+      unreachableSince: null,
+      latencyMs: null,
+    };
+    await this.o.store.saveLink(link);
+    this.o.log.info({ site: link.siteId, name: link.name, url: link.url }, 'linked to another site');
+    const proof = signParts(this.keys, handshakeParts(this.siteId, body.site.siteId, body.nonce));
+    return { site: { siteId: this.siteId, name: this.o.siteName, url: this.o.publicUrl, publicKey: this.keys.publicKey }, proof };
+  }
+
+  /** Unlinks on both sides, or on ours alone when the other does not answer. */
+  async unlink(siteId: string): Promise<{ remote: 'unlinked' | 'unreachable' }> {
+    const link = await this.link(siteId);
+    let remote: 'unlinked' | 'unreachable' = 'unreachable';
+    try {
+      const res = await this.request(link, 'DELETE', '/federation/v1/link');
+      if (res.ok || res.status === 401) remote = 'unlinked';
+    } catch {
+      /* gone: unlink here anyway */
+    }
+    await this.o.store.removeLink(siteId);
+    this.o.log.info({ site: siteId, remote }, 'unlinked a site');
+    return { remote };
+  }
+
+  /** The other side unlinked us. */
+  async forget(siteId: string) {
+    await this.o.store.removeLink(siteId);
+    this.o.log.info({ site: siteId }, 'a linked site unlinked this site');
+  }
+
+  /** Pings every linked site now and then, so a link's state follows reality (and recovers). */
+  startPinger(intervalMs = 10_000): void {
+    const ping = async () => {
+      for (const link of await this.links().catch(() => [] as StoredLink[])) {
+        try {
+          const res = await this.request(link, 'GET', '/federation/v1/ping');
+          await res.body?.cancel();
+          if (!res.ok) await this.o.store.markContact(link.siteId, false);
+        } catch {
+          /* recorded by request() */
+        }
+      }
+    };
+    this.pinger = setInterval(() => void ping(), intervalMs);
+    this.pinger.unref();
+  }
+
+  stop(): void {
+    if (this.pinger) clearInterval(this.pinger);
+  }
+
+  // ---- across sites --------------------------------------------------------------------------
+
+  /** Every linked site's answer to `fn`, each bounded by the timeout; failures named, not thrown. */
+  async fanOut<T>(fn: (link: StoredLink) => Promise<T>): Promise<{ results: { link: StoredLink; value: T }[]; sites: SiteAnswer[] }> {
+    const links = await this.links();
+    const settled = await Promise.allSettled(links.map((l) => fn(l)));
+    const results: { link: StoredLink; value: T }[] = [];
+    const sites: SiteAnswer[] = [];
+    settled.forEach((r, i) => {
+      const link = links[i]!;
+      if (r.status === 'fulfilled') {
+        results.push({ link, value: r.value });
+        sites.push({ siteId: link.siteId, name: link.name, ok: true });
+      } else {
+        sites.push({ siteId: link.siteId, name: link.name, ok: false, error: r.reason instanceof AppError ? r.reason.message : 'failed' });
+      }
+    });
+    return { results, sites };
+  }
+
+  /** Searches every linked site's library (first page each), items marked with their site. */
+  async search(query: SearchQuery): Promise<{ items: Item[]; sites: SiteAnswer[] }> {
+    const params = new URLSearchParams();
+    if (query.q) params.set('q', query.q);
+    if (query.kind) params.set('kind', query.kind);
+    for (const t of (query.tag as string[] | undefined) ?? []) params.append('tag', t);
+    if (query.sort) params.set('sort', query.sort);
+    params.set('limit', String(query.limit));
+    const { results, sites } = await this.fanOut((link) => this.call<ItemList>(link, 'GET', `/federation/v1/library?${params}`));
+    return { items: results.flatMap(({ link, value }) => value.items.map((it) => ({ ...it, site: link.siteId }))), sites };
+  }
+}
+
+/** What a site signs to prove, during a handshake, that it holds the key its invite named. */
+function handshakeParts(signer: string, other: string, nonce: string) {
+  return { method: HANDSHAKE_CONTEXT, path: '/', host: '', site: signer, to: other, date: '', nonce, digest: '' };
+}
