@@ -157,12 +157,28 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', 'transfer.chang
 return state
 `);
 
-/** The outcome of a state change that was not allowed: the transfer is in `state`. */
+/** The outcome of a state change that was not allowed: the transfer is in `state` (or already exists). */
 export class TransferStateError extends Error {
-  constructor(readonly state: TransferState | null) {
-    super(state ? `transfer is ${state}` : 'no such transfer');
+  constructor(readonly state: TransferState | 'exists' | null) {
+    super(state === 'exists' ? 'a transfer with this id exists' : state ? `transfer is ${state}` : 'no such transfer');
   }
 }
+
+// KEYS: transfer, transfersExpiring, fromDeviceTransfers, toDeviceTransfers, transferEvents
+// ARGV: fields (JSON flat array), ttlMs, expiresAtMs, id, maxlen, fromDevice, toDevice, atIso
+// Creates a transfer only if no transfer has this id (ids may come from a linked site).
+const CREATE_TRANSFER = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'type', 'transfer.changed', 'id', ARGV[4], 'state', 'offered', 'from', ARGV[6], 'to', ARGV[7], 'at', ARGV[8])
+return 1
+`);
 
 /**
  * Device-to-device transfers: offers and their state machine, kept in Redis with a TTL. Finished
@@ -191,27 +207,21 @@ export class RedisTransferStore {
       directToken: null,
       reason: null,
     };
+    const fields = {
+      id: record.id,
+      from: JSON.stringify(record.from),
+      to: JSON.stringify(record.to),
+      files: JSON.stringify(record.files),
+      state: record.state,
+      createdAt: record.createdAt,
+      expiresAt: record.expiresAt,
+      updatedAt: record.updatedAt,
+    };
     return withRedis(async () => {
-      await this.redis
-        .multi()
-        .hset(keys.transfer(t.id), {
-          id: record.id,
-          from: JSON.stringify(record.from),
-          to: JSON.stringify(record.to),
-          files: JSON.stringify(record.files),
-          state: record.state,
-          createdAt: record.createdAt,
-          expiresAt: record.expiresAt,
-          updatedAt: record.updatedAt,
-        })
-        .pexpire(keys.transfer(t.id), t.ttlMs + this.retainMs)
-        .zadd(keys.transfersExpiring, now + t.ttlMs, t.id)
-        .sadd(keys.deviceTransfers(t.from.device), t.id)
-        .pexpire(keys.deviceTransfers(t.from.device), t.ttlMs + this.retainMs)
-        .sadd(keys.deviceTransfers(t.to.device), t.id)
-        .pexpire(keys.deviceTransfers(t.to.device), t.ttlMs + this.retainMs)
-        .xadd(keys.transferEvents, 'MAXLEN', '~', String(EVENTS_MAXLEN), '*', 'type', 'transfer.changed', 'id', t.id, 'state', 'offered', 'from', t.from.device, 'to', t.to.device, 'at', record.createdAt)
-        .exec();
+      const created = await CREATE_TRANSFER.run(this.redis, 5,
+        keys.transfer(t.id), keys.transfersExpiring, keys.deviceTransfers(t.from.device), keys.deviceTransfers(t.to.device), keys.transferEvents,
+        JSON.stringify(Object.entries(fields).flat()), String(t.ttlMs + this.retainMs), String(now + t.ttlMs), t.id, String(EVENTS_MAXLEN), t.from.device, t.to.device, record.createdAt);
+      if (created !== 1) throw new TransferStateError('exists');
       return record;
     });
   }

@@ -146,7 +146,9 @@ export class Federation {
         signal,
         ...(opts.body ? { duplex: 'half' } : {}),
       } as RequestInit);
-      void this.o.store.markContact(link.siteId, true, performance.now() - t0).catch(() => undefined);
+      // An answer that refuses us (401/403) or fails (5xx) is not a working link.
+      const working = res.status < 500 && res.status !== 401 && res.status !== 403;
+      void this.o.store.markContact(link.siteId, working, performance.now() - t0).catch(() => undefined);
       return res;
     } catch (err) {
       void this.o.store.markContact(link.siteId, false).catch(() => undefined);

@@ -300,6 +300,7 @@ export const peerRoutes: FastifyPluginAsyncZod<{
       const link = await verified(req);
       const to = (await devices.get(req.body.to)) ?? (await devices.list()).find((d) => d.name === req.body.to);
       if (!to) throw conflict(`Device ${req.body.to} is not online`);
+      if (await transfers.get(req.body.id)) throw conflict('A transfer with this id exists');
       const t = await transfers.create({
         id: req.body.id,
         from: { device: req.body.from.device, name: req.body.from.name, owner: '', site: link.siteId },

@@ -189,6 +189,8 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     async (req) => {
       if (req.query.scope !== 'federated') return deps.catalog.search(req.query);
       // This site's answer and every linked site's first page, each bounded by the federation timeout.
+      // Further pages (with a cursor) page through this site's results only.
+      if (req.query.cursor) return { ...(await deps.catalog.search({ ...req.query, scope: 'local' })), sites: [] };
       const [local, remote] = await Promise.all([deps.catalog.search({ ...req.query, scope: 'local' }), deps.federation.search(req.query)]);
       return { ...local, items: [...local.items, ...remote.items], sites: remote.sites };
     },
