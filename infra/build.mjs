@@ -1,6 +1,7 @@
 // Bundles each service's entry point into dist/, so that production runs plain JavaScript on Node
 // (no TypeScript loader in memory). Workspace packages (@nondivy/*) are bundled in; every other
-// package stays an ordinary import from node_modules. Takes about a second.
+// package stays an ordinary import from node_modules. Takes about a second. The `nondivy` CLI is
+// bundled apart, with everything inlined (see the end).
 import { build } from 'esbuild';
 
 const entries = {
@@ -30,4 +31,19 @@ await build({
       },
     },
   ],
+});
+
+// The `nondivy` CLI (clients/cli): one self-contained file with every dependency inlined (zod,
+// bonjour-service…), so that `npm i -g ./clients/cli` needs nothing else. Its CommonJS dependencies
+// call `require`, which an ES module lacks: the banner provides one.
+await build({
+  entryPoints: { nondivy: 'clients/cli/src/main.ts' },
+  outdir: 'clients/cli/dist',
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
+  banner: { js: "import { createRequire as __nondivyCreateRequire } from 'node:module';\nconst require = __nondivyCreateRequire(import.meta.url);" },
 });

@@ -39,8 +39,8 @@ export function onShutdown(log: Logger, stop: () => Promise<void>): void {
       },
     );
   };
-  process.once('SIGTERM', () => handle('SIGTERM'));
-  process.once('SIGINT', () => handle('SIGINT'));
+  process.on('SIGTERM', () => handle('SIGTERM'));
+  process.on('SIGINT', () => handle('SIGINT'));
 }
 
 /**

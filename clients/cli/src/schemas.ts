@@ -1,0 +1,7 @@
+import { Device, Transfer } from '@nondivy/contracts';
+import { z } from 'zod';
+
+/** GET /devices. */
+export const DeviceList = z.object({ devices: z.array(Device) });
+/** GET /transfers?device=… */
+export const TransferList = z.object({ transfers: z.array(Transfer) });
