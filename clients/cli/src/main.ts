@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from './command.js';
 import { devicesCommand } from './commands/devices.js';
 import { discoverCommand } from './commands/discover.js';
+import { linkCommand, linksCommand, unlinkCommand } from './commands/federation.js';
 import { getCommand } from './commands/get.js';
 import { loginCommand } from './commands/login.js';
 import { receiveCommand } from './commands/receive.js';
@@ -18,7 +19,7 @@ import { clearStatus } from './progress.js';
  * source (bin/nondivy.mjs with tsx) and bundled (dist/nondivy.mjs): either way it sits one folder
  * below clients/cli, so the repository root is three levels up.
  */
-const COMMANDS: Command[] = [discoverCommand, loginCommand, uploadCommand, searchCommand, getCommand, devicesCommand, sendCommand, receiveCommand, startCommand];
+const COMMANDS: Command[] = [discoverCommand, loginCommand, uploadCommand, searchCommand, getCommand, devicesCommand, sendCommand, receiveCommand, linkCommand, linksCommand, unlinkCommand, startCommand];
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
