@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import S3rver from 's3rver';
 import { freePort } from '@nondivy/standalone';
+import { startMinioContainer, startRedisContainer, testInfra } from './containers.js';
 
-export { freePort };
+export { freePort, testInfra };
 
 /** `count` consecutive free loopback ports (for an FTP passive range), as "first-last". */
 export async function freePortRange(count: number): Promise<string> {
@@ -44,7 +45,9 @@ export interface TestRedis {
   close(): Promise<void>;
 }
 
+/** A Redis of our own: a local `redis-server`, or a `redis` container (TEST_INFRA, see containers.ts). */
 export async function startRedis(): Promise<TestRedis> {
+  if ((await testInfra()) === 'containers') return startRedisContainer();
   const dir = tempDir('nondivy-redis-');
   const port = await freePort();
   let child: ChildProcess | null = null;
@@ -82,7 +85,9 @@ export interface TestS3 {
   close(): Promise<void>;
 }
 
+/** An S3 server with `bucket`: local s3rver, or a `minio` container (TEST_INFRA, see containers.ts). */
 export async function startS3(bucket = 'nondivy'): Promise<TestS3> {
+  if ((await testInfra()) === 'containers') return startMinioContainer(bucket);
   const dir = tempDir('nondivy-s3-');
   const port = await freePort();
   let server: S3rver | null = null;
