@@ -13,11 +13,6 @@ const entries = {
   reindex: 'services/catalog/src/reindex.ts',
 };
 
-// Bundled in although third-party: the root node_modules holds an older major version of these
-// (other packages depend on it), and a bundle's imports resolve from the root, not from the
-// workspace that declared them.
-const BUNDLED = new Set(['mime-types']);
-
 await build({
   entryPoints: entries,
   outdir: 'dist',
@@ -32,9 +27,7 @@ await build({
     {
       name: 'externalize-third-party',
       setup(b) {
-        b.onResolve({ filter: /^[^./]/ }, (args) =>
-          args.path.startsWith('@nondivy/') || BUNDLED.has(args.path) ? undefined : { path: args.path, external: true },
-        );
+        b.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith('@nondivy/') ? undefined : { path: args.path, external: true }));
       },
     },
   ],
