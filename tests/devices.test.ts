@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { bearer, login } from './helpers/http.js';
+import { bearer, login, readEvents } from './helpers/http.js';
 import { startRedis, tempDir, type TestRedis } from './helpers/infra.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -30,29 +30,6 @@ async function within<T>(ms: number, probe: () => Promise<T | undefined | false>
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.fail(`condition not met within ${ms} ms`);
-}
-
-/** Reads server-sent events into an array until closed. */
-function sse(url: string, headers: Record<string, string> = {}) {
-  const events: { event: string; data: Record<string, unknown>; at: number }[] = [];
-  const controller = new AbortController();
-  const done = (async () => {
-    const res = await fetch(url, { headers, signal: controller.signal });
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, i);
-        buffer = buffer.slice(i + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown>, at: Date.now() });
-      }
-    }
-  })().catch(() => undefined);
-  return { events, close: () => (controller.abort(), done) };
 }
 
 describe('devices and transfers over the API', () => {
@@ -99,7 +76,7 @@ describe('devices and transfers over the API', () => {
   });
 
   it('a device appears at once (with a device.online event) and disappears within 15 s of its last heartbeat (device.offline)', async () => {
-    const stream = sse(`${server.api}/events`);
+    const stream = readEvents(`${server.api}/events`);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
     const { status, body } = await register(alice, 'alice-phone');

@@ -15,7 +15,7 @@ import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ftpClient } from './helpers/ftp.js';
-import { bearer, login, upload } from './helpers/http.js';
+import { bearer, login, readEvents, upload } from './helpers/http.js';
 import { freePort, freePortRange, startRedis, startS3, tempDir, type TestRedis, type TestS3 } from './helpers/infra.js';
 import type { LogLine } from './helpers/server.js';
 
@@ -114,29 +114,6 @@ async function within<T>(ms: number, probe: () => Promise<T | undefined | false>
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.fail(`condition not met within ${ms} ms`);
-}
-
-/** Reads the gateway's server-sent events until closed. */
-function sse(url: string) {
-  const events: { event: string; data: Record<string, unknown> }[] = [];
-  const controller = new AbortController();
-  const done = (async () => {
-    const res = await fetch(url, { signal: controller.signal });
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, i);
-        buffer = buffer.slice(i + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
-      }
-    }
-  })().catch(() => undefined);
-  return { events, close: () => (controller.abort(), done) };
 }
 
 /** Collects an FTP download into memory. */
@@ -281,7 +258,7 @@ describe('the services as separate processes (the Docker Compose wiring)', () =>
   });
 
   it('devices: registered and listed by the gateway, published offline by the discovery process', async () => {
-    const stream = sse(`${api}/events`);
+    const stream = readEvents(`${api}/events`);
     try {
       await new Promise((r) => setTimeout(r, 300));
       const res = await fetch(`${api}/devices`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'compose-laptop' }) });

@@ -69,3 +69,25 @@ export function rawRequest(port: number, chunks: (Buffer | string)[], options: {
   });
 }
 
+/** Reads server-sent events (event name, JSON data, arrival time) into an array until closed. */
+export function readEvents(url: string, headers: Record<string, string> = {}) {
+  const events: { event: string; data: Record<string, unknown>; at: number }[] = [];
+  const controller = new AbortController();
+  const done = (async () => {
+    const res = await fetch(url, { headers, signal: controller.signal });
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let i: number;
+      while ((i = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown>, at: Date.now() });
+      }
+    }
+  })().catch(() => undefined);
+  return { events, close: () => (controller.abort(), done) };
+}

@@ -233,17 +233,7 @@ export class Federation {
     if (!remote || remote.siteId !== invite.siteId || remote.publicKey !== invite.publicKey || !body.proof || !verifyParts(invite.publicKey, handshakeParts(invite.siteId, this.siteId, nonce), body.proof)) {
       throw new AppError('unavailable', 'The other site could not prove it is the site of the invite');
     }
-    const link: StoredLink = {
-      siteId: remote.siteId,
-      name: remote.name,
-      url: invite.url,
-      publicKey: remote.publicKey,
-      createdAt: new Date().toISOString(),
-      state: 'online',
-      lastContactAt: new Date().toISOString(),
-      unreachableSince: null,
-      latencyMs: null,
-    };
+    const link = newLink({ ...remote, url: invite.url });
     await this.o.store.saveLink(link);
     this.o.log.info({ site: link.siteId, name: link.name, url: link.url }, 'linked to another site');
     return link;
@@ -256,17 +246,7 @@ export class Federation {
       throw new AppError('forbidden', 'This invite is unknown, expired or already used');
     }
     if (body.site.siteId === this.siteId) throw badInput('A site cannot link to itself');
-    const link: StoredLink = {
-      siteId: body.site.siteId,
-      name: body.site.name,
-      url: new URL(body.site.url).origin,
-      publicKey: body.site.publicKey,
-      createdAt: new Date().toISOString(),
-      state: 'online',
-      lastContactAt: new Date().toISOString(),
-      unreachableSince: null,
-      latencyMs: null,
-    };
+    const link = newLink({ ...body.site, url: new URL(body.site.url).origin });
     await this.o.store.saveLink(link);
     this.o.log.info({ site: link.siteId, name: link.name, url: link.url }, 'linked to another site');
     const proof = signParts(this.keys, handshakeParts(this.siteId, body.site.siteId, body.nonce));
@@ -346,6 +326,12 @@ export class Federation {
     const { results, sites } = await this.fanOut((link) => this.call<ItemList>(link, 'GET', `/federation/v1/library?${params}`));
     return { items: results.flatMap(({ link, value }) => value.items.map((it) => ({ ...it, site: link.siteId }))), sites };
   }
+}
+
+/** A link just made by a handshake: online, in contact now. */
+function newLink(site: { siteId: string; name: string; url: string; publicKey: string }): StoredLink {
+  const now = new Date().toISOString();
+  return { siteId: site.siteId, name: site.name, url: site.url, publicKey: site.publicKey, createdAt: now, state: 'online', lastContactAt: now, unreachableSince: null, latencyMs: null };
 }
 
 /** What a site signs to prove, during a handshake, that it holds the key its invite named. */

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { Device, Item, ItemId, ItemList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState, type TransferState as State } from '@nondivy/contracts';
+import { Device, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState, type TransferState as State } from '@nondivy/contracts';
 import { AppError, badInput, conflict, notFound } from '@nondivy/errors';
 import { digestOfSha256 } from '@nondivy/federation';
 import type { Logger } from '@nondivy/log';
@@ -22,16 +22,6 @@ declare module 'fastify' {
 
 const SiteParams = z.object({ siteId: z.string().regex(/^[A-Za-z0-9_-]{8,40}$/) });
 const RemoteItemParams = SiteParams.extend({ id: ItemId });
-const LinkView = z.object({
-  siteId: z.string(),
-  name: z.string(),
-  url: z.string(),
-  state: z.enum(['online', 'unreachable']),
-  lastContactAt: z.string().nullable(),
-  unreachableSince: z.string().nullable(),
-  latencyMs: z.number().nullable(),
-  createdAt: z.string(),
-});
 
 /**
  * A fixed-window request counter per client address: federation endpoints are open to the network
@@ -71,7 +61,7 @@ async function relayResponse(res: Response, reply: FastifyReply) {
 export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federation: Federation }> = async (app, { deps, federation }) => {
   app.post(
     '/federation/invites',
-    { schema: { tags: ['federation'], summary: 'Create an invite for another site (admins)', response: { 201: z.object({ code: z.string(), expiresAt: z.string(), url: z.string() }) } } },
+    { schema: { tags: ['federation'], summary: 'Create an invite for another site (admins)', response: { 201: Invite } } },
     async (req, reply) => {
       requireAdmin(req);
       const invite = await federation.createInvite();
@@ -82,14 +72,14 @@ export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federa
 
   app.post(
     '/federation/links',
-    { schema: { tags: ['federation'], summary: 'Link to the site that made an invite (admins)', body: z.strictObject({ code: z.string().max(2000) }), response: { 201: LinkView } } },
+    { schema: { tags: ['federation'], summary: 'Link to the site that made an invite (admins)', body: z.strictObject({ code: z.string().max(2000) }), response: { 201: Link } } },
     async (req, reply) => {
       requireAdmin(req);
       return reply.code(201).send(publicLink(await federation.acceptInvite(req.body.code)));
     },
   );
 
-  app.get('/federation/links', { schema: { tags: ['federation'], summary: 'Linked sites and their state (admins)', response: { 200: z.object({ links: z.array(LinkView) }) } } }, async (req) => {
+  app.get('/federation/links', { schema: { tags: ['federation'], summary: 'Linked sites and their state (admins)', response: { 200: LinkList } } }, async (req) => {
     requireAdmin(req);
     return { links: (await federation.links()).map(publicLink) };
   });
