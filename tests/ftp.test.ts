@@ -67,13 +67,22 @@ async function site(env: Record<string, string> = {}, driver: 'fs' | 's3' = 'fs'
   const redis = await startRedis();
   const s3 = driver === 's3' ? await startS3() : null;
   const data = tempDir();
-  const server = await startServer({
-    REDIS_URL: redis.url,
-    NONDIVY_DATA_DIR: data.path,
-    NONDIVY_ADMIN_PASSWORD: ADMIN,
-    ...(s3 ? { NONDIVY_BLOB_DRIVER: 's3', S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: s3.bucket } : {}),
-    ...env,
-  });
+  let server: TestServer;
+  try {
+    server = await startServer({
+      REDIS_URL: redis.url,
+      NONDIVY_DATA_DIR: data.path,
+      NONDIVY_ADMIN_PASSWORD: ADMIN,
+      ...(s3 ? { NONDIVY_BLOB_DRIVER: 's3', S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: s3.bucket } : {}),
+      ...env,
+    });
+  } catch (err) {
+    // Nothing of a site that did not start may outlive the test (it would keep the run alive).
+    await redis.close();
+    await s3?.close();
+    data.cleanup();
+    throw err;
+  }
   const admin = await login(server.api, 'admin', ADMIN);
   for (const name of ['alice', 'bob']) {
     const res = await fetch(`${server.api}/users`, {
