@@ -4,7 +4,10 @@
  * serving the same file when nginx is installed. Prints MiB/s and ratios measured in this one run,
  * and the gateway's peak RSS during each transfer. BENCH_SIZE (default 1GiB) sets the file size;
  * BENCH_DRIVERS (default "fs,s3") which drivers to measure. The "ftp" part (bench/ftp.ts) does the
- * same through the FTP service, and the "search" part (bench/search.ts) measures the catalogue.
+ * same through the FTP service, the "search" part (bench/search.ts) measures the catalogue, the
+ * "sharing" part (bench/sharing.ts) device-to-device transfers with the nondivy CLI (direct and
+ * relayed) beside a plain HTTP pipe, and the "federation" part (bench/federation.ts) federated search
+ * latency and cross-site downloads between two linked sites.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
@@ -16,8 +19,10 @@ import { createLogger } from '@nondivy/log';
 import { freePort } from '@nondivy/standalone';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@nondivy/storage';
 import { randomBytes } from 'node:crypto';
+import { federationBench } from './federation.js';
 import { ftpBench } from './ftp.js';
 import { searchBench } from './search.js';
+import { sharingBench } from './sharing.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MiB = 1024 * 1024;
@@ -25,8 +30,11 @@ const SIZE = byteSize.parse(process.env.BENCH_SIZE ?? '1GiB');
 const DRIVERS = (process.env.BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.trim()) as ('fs' | 's3')[];
 /** Each figure is the best of this many runs: on a busy 2-core machine noise only ever slows a run. */
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-/** Which parts to run: transfers (1 GiB through the gateway), search (catalogue), ftp (the FTP service). */
-const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,ftp').split(',').map((p) => p.trim());
+/**
+ * Which parts to run: transfers (1 GiB through the gateway), search (catalogue), ftp (the FTP
+ * service), sharing (device to device), federation (two linked sites).
+ */
+const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,ftp,sharing,federation').split(',').map((p) => p.trim());
 const SEARCH_ITEMS = Number(process.env.BENCH_SEARCH_ITEMS ?? 100_000);
 /**
  * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
@@ -62,9 +70,18 @@ function startChild(cmd: string, args: string[], env: Record<string, string>, re
     const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let out = '';
+    let ready = false;
     const onData = (d: Buffer) => {
+      // Once ready, only the tail is kept (for the error message): a server's request log is long.
+      if (ready) {
+        out = (out + d).slice(-4000);
+        return;
+      }
       out += d;
-      if (readyPattern.test(out)) resolve(child);
+      if (readyPattern.test(out)) {
+        ready = true;
+        resolve(child);
+      }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -219,11 +236,19 @@ async function startRedis(onStart?: (child: ChildProcess) => void): Promise<stri
   return `redis://127.0.0.1:${port}`;
 }
 
-/** The standalone server as `npm start` runs it (same Node flags), on a free loopback port. */
-async function startStandalone(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
+/**
+ * The standalone server as `npm start` runs it (same Node flags), on `port` or a free loopback port;
+ * its FTP and discovery front doors on loopback ports of their own unless `env` names them, so that
+ * two servers (and anything else on this machine) never compete for the defaults.
+ */
+async function startStandalone(env: Record<string, string>, port?: number): Promise<{ child: ChildProcess; port: number }> {
+  port ??= await freePort();
   // A smaller young generation keeps the resident set lower at no cost in speed.
   const child = await startChild(process.execPath, ['--max-semi-space-size=4', 'dist/standalone.mjs'], {
+    NONDIVY_FTP_HOST: '127.0.0.1',
+    NONDIVY_FTP_PORT: '0',
+    NONDIVY_DISCOVERY_HOST: '127.0.0.1',
+    NONDIVY_DISCOVERY_PORT: '0',
     ...env,
     // As deployed: info, which also logs each request (and the ready line this waits for).
     LOG_LEVEL: 'info',
@@ -294,6 +319,9 @@ async function main() {
     for (const row of r.rows) console.log(`${row[0]!.padEnd(40)}  ${row[1]!.padStart(6)}  ${row[2]!.padStart(6)}`);
     console.log(`through the gateway, 32 concurrent clients: ${r.qps.toFixed(0)} queries/s (aim 1000), ${r.errors} errors`);
   }
+  const shared = { work, size: SIZE, runs: RUNS, adminPassword: ADMIN_PASSWORD, payload, startRedis, startStandalone, stopChild, measure, runCurl, printTable };
+  if (PARTS.includes('sharing')) await sharingBench(shared);
+  if (PARTS.includes('federation')) await federationBench(shared);
 }
 
 async function transfers() {

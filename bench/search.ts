@@ -11,31 +11,23 @@ import { createLogger } from '@nondivy/log';
 import { createRedis, keys, RedisLibraryState, waitForRedis } from '@nondivy/state';
 import { newItemId } from '@nondivy/storage';
 
-const WORDS = 'shadow river night garden empire winter silver journey ocean fire stone dream city forest storm light song mountain secret star north tale blood glass iron moon queen king road house war love time world heart sky rain wolf child last black white red green blue golden lost hidden broken'.split(' ');
+export const WORDS = 'shadow river night garden empire winter silver journey ocean fire stone dream city forest storm light song mountain secret star north tale blood glass iron moon queen king road house war love time world heart sky rain wolf child last black white red green blue golden lost hidden broken'.split(' ');
 const TAGS = ['scifi', 'fantasy', 'classic', 'jazz', 'rock', 'documentary', 'kids', 'history', 'poetry', 'linux', 'cooking', 'travel'];
 const KINDS = ['ebook', 'audio', 'video', 'image', 'document', 'software', 'other'] as const;
-const pick = <T>(xs: readonly T[]) => xs[Math.floor(Math.random() * xs.length)]!;
+export const pick = <T>(xs: readonly T[]) => xs[Math.floor(Math.random() * xs.length)]!;
 
-const percentile = (xs: number[], p: number) => {
+export const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-export interface BenchProcesses {
-  startRedis(): Promise<string>;
-  startStandalone(env: Record<string, string>): Promise<{ port: number }>;
-}
-
-export async function searchBench(work: string, count: number, processes: BenchProcesses) {
-  const log = createLogger('bench', 'silent');
-  const url = await processes.startRedis();
-  const redis = createRedis(url, log);
-  await waitForRedis(redis, log);
-  const state = new RedisLibraryState(redis);
-
-  // 1. Commit items: the same transaction an upload ends with (lease, blob reference, item, index, event).
+/**
+ * Commits `count` items, 32 at a time, through the same transaction an upload ends with (lease, blob
+ * reference, item, index, event): three-word titles, a kind, one or two tags. The items share one
+ * made-up SHA-256 and blob key; none has bytes.
+ */
+export async function commitItems(state: RedisLibraryState, count: number): Promise<void> {
   const sha = randomBytes(32).toString('hex');
-  const t0 = performance.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: 32 }, async () => {
@@ -67,6 +59,23 @@ export async function searchBench(work: string, count: number, processes: BenchP
       }
     }),
   );
+}
+
+export interface BenchProcesses {
+  startRedis(): Promise<string>;
+  startStandalone(env: Record<string, string>): Promise<{ port: number }>;
+}
+
+export async function searchBench(work: string, count: number, processes: BenchProcesses) {
+  const log = createLogger('bench', 'silent');
+  const url = await processes.startRedis();
+  const redis = createRedis(url, log);
+  await waitForRedis(redis, log);
+  const state = new RedisLibraryState(redis);
+
+  // 1. Commit items: the same transaction an upload ends with (lease, blob reference, item, index, event).
+  const t0 = performance.now();
+  await commitItems(state, count);
   const indexRate = count / ((performance.now() - t0) / 1000);
 
   // 2. Latency of distinct queries, in-process.

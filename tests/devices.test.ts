@@ -82,7 +82,7 @@ describe('devices and transfers over the API', () => {
     const { status, body } = await register(alice, 'alice-phone');
     assert.equal(status, 201);
     assert.match(body.token, /^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
-    const listed = (await (await api('/devices')).json()) as { devices: { id: string; name: string; owner: string }[] };
+    const listed = (await (await api('/devices', { headers: bearer(bob) })).json()) as { devices: { id: string; name: string; owner: string }[] };
     assert.ok(listed.devices.some((d) => d.id === body.device.id && d.owner === 'alice'));
     const online = await within(1000, async () => stream.events.find((e) => e.event === 'device.online' && e.data.id === body.device.id));
     assert.ok(online.at - t0 < 1000);
@@ -96,14 +96,15 @@ describe('devices and transfers over the API', () => {
     const silent = Date.now();
     const offline = await within(16_000, async () => stream.events.find((e) => e.event === 'device.offline' && e.data.id === body.device.id));
     assert.ok(offline.at - silent <= 15_000, `${offline.at - silent} ms`);
-    const after = (await (await api('/devices')).json()) as { devices: { id: string }[] };
+    const after = (await (await api('/devices', { headers: bearer(bob) })).json()) as { devices: { id: string }[] };
     assert.ok(!after.devices.some((d) => d.id === body.device.id));
     assert.equal((await api(`/devices/${body.device.id}/heartbeat`, { method: 'PUT', headers: dev(body.token) })).status, 401, 'an expired device must register again');
     await stream.close();
   });
 
-  it('only members register devices (guests only when guest sharing is on)', async () => {
+  it('only members register and list devices (guests only when guest sharing is on)', async () => {
     assert.equal((await register(null, 'guest-laptop')).status, 401);
+    assert.equal((await api('/devices')).status, 401);
     assert.equal((await api('/devices', { method: 'POST', headers: bearer(alice), json: { name: '' } })).status, 400);
     assert.equal((await api('/devices', { method: 'POST', headers: bearer(alice), json: { name: 'a\u0000b' } })).status, 400);
   });

@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { bearer, login, rawRequest, upload } from './helpers/http.js';
+import { decodeInvite } from '@nondivy/federation';
 import { sendTo, signedFetch, signedHeaders, startSite, strangerSigner, type Signer, type Site } from './helpers/sites.js';
 
 const TIMEOUT_MS = 1500;
@@ -214,6 +215,10 @@ describe('federation between two sites on one machine', () => {
     assert.equal(whole.status, 200);
     assert.equal(whole.headers.get('etag'), `"${sha(bBytes)}"`);
     assert.equal(whole.headers.get('accept-ranges'), 'bytes');
+    // Another site's bytes never render as a page of this origin.
+    assert.match(whole.headers.get('content-disposition') ?? '', /^attachment/);
+    assert.equal(whole.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(whole.headers.get('content-security-policy'), "default-src 'none'; sandbox");
     assert.equal(sha(Buffer.from(await whole.arrayBuffer())), sha(bBytes));
 
     const part = await a.call(`${base}/content`, { headers: { range: 'bytes=1000-1999' } });
@@ -257,7 +262,7 @@ describe('federation between two sites on one machine', () => {
     const sender = await register(a, 'a-laptop', 'http://127.0.0.1:9');
     const receiver = await register(b, 'b-phone', 'http://127.0.0.1:9');
 
-    const listed = await json<{ devices: Device[]; sites: SiteAnswer[] }>(a.call('/devices?scope=federated'));
+    const listed = await json<{ devices: Device[]; sites: SiteAnswer[] }>(a.call('/devices?scope=federated', { token: a.admin }));
     assert.deepEqual(listed.sites, [{ siteId: b.siteId, name: 'Site B', ok: true }]);
     const mine = listed.devices.find((d) => d.id === sender.device.id);
     assert.equal(mine?.owner, 'admin');
@@ -479,6 +484,22 @@ describe('federation between two sites on one machine', () => {
     }
   });
 
+  it('refuses a handshake that claims a linked site\'s id with another key (no link takeover)', async () => {
+    const invite = await json<{ code: string }>(a.call('/federation/invites', { method: 'POST', token: a.admin }), 201);
+    const { secret } = decodeInvite(invite.code);
+    const impostor = strangerSigner(b.siteId);
+    const res = await fetch(`${a.url}/federation/v1/handshake`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ secret, nonce: randomBytes(16).toString('base64url'), site: { siteId: b.siteId, name: 'Impostor', url: 'http://127.0.0.1:9', publicKey: impostor.keys.publicKey } }),
+    });
+    assert.equal(res.status, 409);
+    const links = await json<{ links: { siteId: string; url: string; name: string }[] }>(a.call('/federation/links', { token: a.admin }));
+    const kept = links.links.find((l) => l.siteId === b.siteId)!;
+    assert.equal(kept.url, b.url, 'the link to B is untouched');
+    assert.notEqual(kept.name, 'Impostor');
+  });
+
   it('uses an invite once, and not after it expires', async () => {
     // Used twice: A (which made it) refuses the second handshake.
     const again = await b.call('/federation/links', { method: 'POST', token: b.admin, json: { code: firstInvite } });
@@ -527,7 +548,7 @@ describe('federation between two sites on one machine', () => {
       assert.equal(frozen.sites.length, 1);
       assert.deepEqual({ siteId: frozen.sites[0]!.siteId, ok: frozen.sites[0]!.ok }, { siteId: b.siteId, ok: false });
       assert.match(frozen.sites[0]!.error ?? '', new RegExp(`did not answer within ${TIMEOUT_MS} ms`));
-      const devices = await json<{ sites: SiteAnswer[] }>(a.call('/devices?scope=federated'));
+      const devices = await json<{ sites: SiteAnswer[] }>(a.call('/devices?scope=federated', { token: a.admin }));
       assert.equal(devices.sites[0]?.ok, false);
     } finally {
       b.server.child.kill('SIGCONT');

@@ -264,12 +264,12 @@ describe('the services as separate processes (the Docker Compose wiring)', () =>
       const res = await fetch(`${api}/devices`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'compose-laptop' }) });
       assert.equal(res.status, 201);
       const { device } = (await res.json()) as { device: { id: string } };
-      const listed = (await (await fetch(`${api}/devices`)).json()) as { devices: { id: string }[] };
+      const listed = (await (await fetch(`${api}/devices`, { headers: bearer(token) })).json()) as { devices: { id: string }[] };
       assert.ok(listed.devices.some((d) => d.id === device.id));
       // No heartbeat: two seconds later the discovery service's sweeper publishes it offline.
       await within(10_000, async () => stream.events.find((e) => e.event === 'device.offline' && e.data.id === device.id));
       assert.ok(services.discovery.logs.some((l) => l.msg === 'presence swept' && Number(l.devicesOffline) >= 1), 'swept by the discovery process');
-      const after = (await (await fetch(`${api}/devices`)).json()) as { devices: { id: string }[] };
+      const after = (await (await fetch(`${api}/devices`, { headers: bearer(token) })).json()) as { devices: { id: string }[] };
       assert.ok(!after.devices.some((d) => d.id === device.id));
     } finally {
       await stream.close();

@@ -80,7 +80,7 @@ describe('device-to-device sharing with the nondivy CLI', () => {
   const as = (token: string, device: string) => ({ NONDIVY_TOKEN: token, NONDIVY_DEVICE: device });
   const online = (name: string) =>
     within(10_000, async () => {
-      const { devices } = (await (await fetch(`${server.api}/devices`)).json()) as { devices: { id: string; name: string }[] };
+      const { devices } = (await (await fetch(`${server.api}/devices`, { headers: bearer(alice) })).json()) as { devices: { id: string; name: string }[] };
       return devices.find((d) => d.name === name);
     });
   const receiver = async (name: string, dir: string, extra: string[] = []) => {
@@ -255,7 +255,7 @@ describe('device-to-device sharing with the nondivy CLI', () => {
 
     // Wrong tokens: the direct endpoint and the relay refuse.
     const { run, device } = await receiver('bob-safe-3', dir);
-    const directUrl = ((await (await api('/devices')).json()) as { devices: { id: string; directUrl: string }[] }).devices.find((d) => d.id === device.id)!.directUrl;
+    const directUrl = ((await (await api('/devices', { headers: bearer(alice) })).json()) as { devices: { id: string; directUrl: string }[] }).devices.find((d) => d.id === device.id)!.directUrl;
     const t = (await (await api('/transfers', { method: 'POST', headers: dev, json: { from: reg.device.id, to: device.id, files: [{ name: 'x.bin', size: 4, sha256: sha(Buffer.from('abcd')) }] } })).json()) as { id: string };
     await within(10_000, async () => ((await (await api(`/transfers/${t.id}`, { headers: dev })).json()) as { state: string }).state === 'accepted');
     const forged = await fetch(`${directUrl}/transfers/${t.id}/files/0`, { method: 'PUT', headers: { authorization: `Bearer ${randomBytes(32).toString('base64url')}` }, body: Buffer.from('abcd') });

@@ -151,10 +151,20 @@ redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[2] ~= 'offered' then redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[1], 'id')) end
 if ARGV[2] == 'rejected' or ARGV[2] == 'cancelled' or ARGV[2] == 'expired' or ARGV[2] == 'completed' or ARGV[2] == 'failed' then
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
+elseif ARGV[2] == 'accepted' then
+  -- The bytes may take long to go: the record lives a day from acceptance.
+  redis.call('PEXPIRE', KEYS[1], 86400000)
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', 'transfer.changed', 'id', redis.call('HGET', KEYS[1], 'id'), 'state', ARGV[2],
   'from', cjson.decode(redis.call('HGET', KEYS[1], 'from')).device, 'to', cjson.decode(redis.call('HGET', KEYS[1], 'to')).device, 'at', ARGV[3])
 return state
+`);
+
+// KEYS: transfer   ARGV: field/value pairs. Never recreates an expired record (it would have no TTL).
+const SET_IF_EXISTS = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
 `);
 
 /** The outcome of a state change that was not allowed: the transfer is in `state` (or already exists). */
@@ -266,9 +276,9 @@ export class RedisTransferStore {
     return (await this.get(id))!;
   }
 
-  /** Sets fields without a state change (e.g. the route the sender chose). */
+  /** Sets fields of an existing transfer without a state change (e.g. the route the sender chose). */
   async set(id: string, fields: Record<string, string>): Promise<void> {
-    await withRedis(() => this.redis.hset(keys.transfer(id), fields));
+    await withRedis(() => SET_IF_EXISTS.run(this.redis, 1, keys.transfer(id), ...Object.entries(fields).flat()));
   }
 
   /** Marks open offers past their deadline as expired; returns how many. */

@@ -441,12 +441,14 @@ export class FtpSession {
   }
 
   async port(directive: 'PORT' | 'EPRT', arg: string | null) {
-    const target = ActiveChannel.parse(directive, arg);
+    let target: { host: string; port: number };
     try {
+      target = ActiveChannel.parse(directive, arg);
       ActiveChannel.check(target, this.ip);
     } catch (err) {
-      this.log.warn({ target: target.host, port: target.port }, `refused ${directive} to another address than the client or a privileged port`);
-      throw err;
+      if (target!) this.log.warn({ target: target.host, port: target.port }, `refused ${directive} to another address than the client or a privileged port`);
+      // 501: a syntax or argument error (RFC 959), not a file name problem.
+      return this.conn.reply(isAppError(err) && err.message.includes('protocol') ? 522 : 501, isAppError(err) ? err.message : `Illegal ${directive} command`);
     }
     this.replaceChannel(new ActiveChannel(target.host, target.port, this.channelOptions()));
     return this.conn.reply(200, `${directive} command successful; consider using EPSV`);
@@ -457,7 +459,7 @@ export class FtpSession {
    * connection after the data timeout, closes the data connection when done and replies 226, or 426
    * when the transfer was aborted or the connection failed.
    */
-  private async withData(work: (socket: Socket, transfer: { aborted: () => string | null }) => Promise<void | string>, opening: string): Promise<void> {
+  private async withData(work: (socket: Socket, transfer: { aborted: () => string | null; committing: () => void }) => Promise<void | string>, opening: string): Promise<void> {
     const channel = this.channel;
     this.channel = null;
     if (!channel) return void (await this.conn.reply(425, 'Use PASV, EPSV, PORT or EPRT first'));
@@ -473,7 +475,11 @@ export class FtpSession {
       return void (await this.conn.reply(425, isAppError(err) ? err.message : 'Cannot open the data connection'));
     }
     let abortReason: string | null = null;
+    // Once an upload is being committed, ABOR/QUIT/shutdown no longer stop it: the reply must say
+    // what happened, and what happens is that it is stored.
+    let committing = false;
     const stop = (reason: string) => {
+      if (committing) return;
       abortReason ??= reason;
       socket.destroy();
     };
@@ -483,7 +489,7 @@ export class FtpSession {
     this.armIdle();
     try {
       await this.conn.reply(150, opening);
-      const done = await work(socket, { aborted: () => abortReason });
+      const done = await work(socket, { aborted: () => abortReason, committing: () => (committing = true) });
       if (abortReason) throw new Error(abortReason);
       if (!socket.destroyed) {
         socket.end();
@@ -586,6 +592,7 @@ export class FtpSession {
         await staged.discard();
         throw new Error(aborted);
       }
+      transfer.committing();
       const item = await staged.commit({ filename: name, kind }, actor);
       const stored = await library.nameOf(item.id);
       this.log.info({ id: item.id, size: item.size, user: actor.username }, 'FTP upload');

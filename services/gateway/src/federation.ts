@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { Item, ItemList, SearchQuery } from '@nondivy/contracts';
+import { Item, ItemList, type SearchQuery } from '@nondivy/contracts';
+import { z } from 'zod';
 import { AppError, badInput, conflict, notFound, unauthorized } from '@nondivy/errors';
 import {
   bodyDigest,
@@ -50,6 +51,24 @@ export const publicLink = (l: StoredLink) => ({
 });
 
 const HANDSHAKE_CONTEXT = 'nondivy-handshake-v1';
+/** The largest JSON answer taken from a linked site. */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+/** A response body as text, refusing more than `max` bytes. */
+async function readCapped(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > max) {
+      await res.body.cancel().catch(() => undefined);
+      throw new AppError('unavailable', 'A linked site sent an answer that is too large');
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 /**
  * This site's side of federation: its identity and key, invites and links, signed calls to linked
@@ -142,13 +161,21 @@ export class Federation {
       const res = await fetch(url, {
         method,
         headers,
+        // A linked site's answer is final: following a redirect would let it send us (and our
+        // signed headers) to any address, such as a service on this host.
+        redirect: 'manual',
         body: payload ?? (opts.body as unknown as RequestInit['body']),
         signal,
         ...(opts.body ? { duplex: 'half' } : {}),
       } as RequestInit);
-      // An answer that refuses us (401/403) or fails (5xx) is not a working link.
-      const working = res.status < 500 && res.status !== 401 && res.status !== 403;
+      // An answer that refuses us (401/403), redirects or fails (5xx) is not a working link.
+      const redirect = [301, 302, 303, 307, 308].includes(res.status);
+      const working = !redirect && res.status < 500 && res.status !== 401 && res.status !== 403;
       void this.o.store.markContact(link.siteId, working, performance.now() - t0).catch(() => undefined);
+      if (redirect) {
+        await res.body?.cancel();
+        throw new AppError('unavailable', 'The linked site answered with a redirect, which is not followed');
+      }
       return res;
     } catch (err) {
       void this.o.store.markContact(link.siteId, false).catch(() => undefined);
@@ -157,20 +184,31 @@ export class Federation {
     }
   }
 
-  /** A signed JSON call that must answer 2xx; the linked site's problem detail otherwise. */
-  async call<T>(link: StoredLink, method: string, path: string, json?: unknown, timeoutMs?: number): Promise<T> {
+  /**
+   * A signed JSON call that must answer 2xx with a body matching `schema` (at most 4 MiB); the
+   * linked site's problem detail otherwise. A malformed answer is that site's failure, not ours.
+   */
+  async call<S extends z.ZodType>(link: StoredLink, method: string, path: string, schema: S, json?: unknown, timeoutMs?: number): Promise<z.infer<S>> {
     const res = await this.request(link, method, path, { json, timeoutMs });
-    const text = await res.text();
+    const text = await readCapped(res, MAX_ANSWER_BYTES);
     if (!res.ok) {
       let detail = `${res.status}`;
       try {
-        detail = (JSON.parse(text) as { detail?: string }).detail ?? detail;
+        detail = String((JSON.parse(text) as { detail?: unknown }).detail ?? detail).slice(0, 300);
       } catch {
         /* not a problem document */
       }
       throw new AppError(res.status === 404 ? 'not_found' : res.status === 409 ? 'conflict' : res.status === 400 ? 'bad_input' : 'unavailable', `${link.name}: ${detail}`);
     }
-    return (text ? JSON.parse(text) : undefined) as T;
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new AppError('unavailable', `${link.name} answered something that is not JSON`);
+    }
+    const checked = schema.safeParse(parsed);
+    if (!checked.success) throw new AppError('unavailable', `${link.name} answered in an unexpected shape`);
+    return checked.data;
   }
 
   // ---- inbound -------------------------------------------------------------------------------
@@ -234,6 +272,7 @@ export class Federation {
       throw new AppError('unavailable', 'The other site could not prove it is the site of the invite');
     }
     const link = newLink({ ...remote, url: invite.url });
+    await this.refuseTakeover(link);
     await this.o.store.saveLink(link);
     this.o.log.info({ site: link.siteId, name: link.name, url: link.url }, 'linked to another site');
     return link;
@@ -247,10 +286,20 @@ export class Federation {
     }
     if (body.site.siteId === this.siteId) throw badInput('A site cannot link to itself');
     const link = newLink({ ...body.site, url: new URL(body.site.url).origin });
+    await this.refuseTakeover(link);
     await this.o.store.saveLink(link);
     this.o.log.info({ site: link.siteId, name: link.name, url: link.url }, 'linked to another site');
     const proof = signParts(this.keys, handshakeParts(this.siteId, body.site.siteId, body.nonce));
     return { site: { siteId: this.siteId, name: this.o.siteName, url: this.o.publicUrl, publicKey: this.keys.publicKey }, proof };
+  }
+
+  /** A site already linked under this id keeps its key: another key is another site. */
+  private async refuseTakeover(link: StoredLink) {
+    const existing = await this.o.store.getLink(link.siteId);
+    if (existing && existing.publicKey !== link.publicKey) {
+      this.o.log.warn({ site: link.siteId, url: link.url }, 'refused a link that claims the id of a linked site with another key');
+      throw conflict('A site with this id is already linked with another key; unlink it first');
+    }
   }
 
   /** Unlinks on both sides, or on ours alone when the other does not answer. */
@@ -323,8 +372,8 @@ export class Federation {
     for (const t of (query.tag as string[] | undefined) ?? []) params.append('tag', t);
     if (query.sort) params.set('sort', query.sort);
     params.set('limit', String(query.limit));
-    const { results, sites } = await this.fanOut((link) => this.call<ItemList>(link, 'GET', `/federation/v1/library?${params}`));
-    return { items: results.flatMap(({ link, value }) => value.items.map((it) => ({ ...it, site: link.siteId }))), sites };
+    const { results, sites } = await this.fanOut((link) => this.call(link, 'GET', `/federation/v1/library?${params}`, ItemList));
+    return { items: results.flatMap(({ link, value }) => value.items.map((it: Item) => ({ ...it, site: link.siteId }))), sites };
   }
 }
 

@@ -6,6 +6,8 @@ import { AppError } from '@nondivy/errors';
 /** The receiving side of a relayed file: its response, waiting for the sender's bytes. */
 interface Receiver {
   res: ServerResponse;
+  /** Sends the response head; called once both sides are there. */
+  start: () => void;
   /** Settles when the bytes have all been written to the receiver, or the relay failed. */
   done: { resolve(): void; reject(err: Error): void };
 }
@@ -72,15 +74,19 @@ export class RelayHub {
         this.release(key);
         reject(new AppError('unavailable', 'The sender did not start sending in time'));
       });
-      const receiver: Receiver = { res, done: { resolve, reject } };
+      const receiver: Receiver = { res, start: () => undefined, done: { resolve, reject } };
       res.once('close', () => {
         if (!res.writableFinished) {
           if (this.slots.get(key)?.receiver === receiver) this.release(key);
           reject(new AppError('unavailable', 'The receiver went away'));
         }
       });
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), 'cache-control': 'no-store' });
-      res.flushHeaders();
+      // The status line goes out when the sender is there: until then the receiver can still get
+      // a proper error (sender never came).
+      receiver.start = () => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), 'cache-control': 'no-store' });
+        res.flushHeaders();
+      };
       if (slot.senderWaiting) {
         const go = slot.senderWaiting;
         this.release(key);
@@ -118,6 +124,7 @@ export class RelayHub {
     });
     let sent = 0;
     try {
+      receiver.start();
       await pipeline(req, limiter(size, (n) => (onBytes(n), (sent = n))), receiver.res);
       if (sent !== size) throw new AppError('bad_input', `Fewer bytes than offered (${sent} of ${size})`);
       receiver.done.resolve();

@@ -86,8 +86,11 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
   const party = async (req: FastifyRequest, id: string): Promise<{ t: Transfer; me: StoredDevice; role: 'sender' | 'receiver' }> => {
     const me = await device(req);
     const t = await transfers.get(id);
-    if (!t || (t.from.device !== me.id && t.to.device !== me.id)) throw notFound('No such transfer');
-    return { t, me, role: t.from.device === me.id ? 'sender' : 'receiver' };
+    // A party of a linked site is never a local device, whatever id it claims.
+    const sender = !t?.from.site && t?.from.device === me.id;
+    const receiver = !t?.to.site && t?.to.device === me.id;
+    if (!t || (!sender && !receiver)) throw notFound('No such transfer');
+    return { t, me, role: sender ? 'sender' : 'receiver' };
   };
   const changed = (t: Transfer, fromPeer = false) => {
     log.info({ transfer: t.id, state: t.state, from: t.from.device, to: t.to.device, reason: t.reason ?? undefined }, 'transfer changed');
@@ -124,9 +127,10 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
       },
     },
     async (req) => {
+      if (!req.user && !opts.guestSharing) throw unauthorized('Log in to see the devices');
       const local = (await devices.list()).map(publicDevice);
       if (req.query.scope !== 'federated') return { devices: local };
-      const { results, sites } = await opts.federation.fanOut((link) => opts.federation.call<{ devices: Device[] }>(link, 'GET', '/federation/v1/devices'));
+      const { results, sites } = await opts.federation.fanOut((link) => opts.federation.call(link, 'GET', '/federation/v1/devices', z.object({ devices: z.array(Device) })));
       return { devices: [...local, ...results.flatMap(({ link, value }) => value.devices.map((d) => ({ ...d, site: link.siteId })))], sites };
     },
   );

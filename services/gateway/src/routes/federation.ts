@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { Device, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState, type TransferState as State } from '@nondivy/contracts';
+import { Device, DeviceId, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState, type TransferState as State } from '@nondivy/contracts';
 import { AppError, badInput, conflict, notFound } from '@nondivy/errors';
 import { digestOfSha256 } from '@nondivy/federation';
 import type { Logger } from '@nondivy/log';
@@ -7,6 +7,7 @@ import { TransferStateError, type RedisDeviceStore, type RedisTransferStore } fr
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { contentDispositionFor } from '@nondivy/http';
 import type { GatewayDeps } from '../deps.js';
 import { type Federation, publicLink } from '../federation.js';
 import { requireAdmin } from '../plugins/authn.js';
@@ -42,13 +43,22 @@ function rateLimit(app: FastifyInstance, max: number, windowMs: number) {
   });
 }
 
-/** Streams a linked site's answer (status, the headers that matter, body) back to our client. */
-async function relayResponse(res: Response, reply: FastifyReply) {
+/**
+ * Streams a linked site's answer (status, the framing headers, body) back to our client. What the
+ * browser does with it is decided here, not by the other site: always a download, never sniffed,
+ * sandboxed — so another site's bytes cannot run as a page of this origin.
+ */
+async function relayResponse(res: Response, reply: FastifyReply, item: Item) {
   reply.code(res.status);
-  for (const h of ['content-type', 'content-length', 'content-range', 'etag', 'accept-ranges', 'last-modified', 'content-disposition', 'x-content-type-options', 'content-security-policy']) {
+  for (const h of ['content-type', 'content-length', 'content-range', 'etag', 'accept-ranges', 'last-modified']) {
     const v = res.headers.get(h);
     if (v) reply.header(h, v);
   }
+  reply
+    .header('content-disposition', contentDispositionFor(item.filename, 'attachment'))
+    .header('x-content-type-options', 'nosniff')
+    .header('content-security-policy', "default-src 'none'; sandbox")
+    .header('cache-control', 'no-cache');
   if (!res.body) return reply.send();
   return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
 }
@@ -91,7 +101,7 @@ export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federa
 
   const remoteItem = async (siteId: string, id: string) => {
     const link = await federation.link(siteId);
-    return { link, item: await federation.call<Item>(link, 'GET', `/federation/v1/library/${id}`) };
+    return { link, item: await federation.call(link, 'GET', `/federation/v1/library/${id}`, Item) };
   };
 
   app.get('/sites/:siteId/library/:id', { schema: { tags: ['federation'], summary: 'An item of a linked site', params: RemoteItemParams, response: { 200: Item } } }, async (req) => {
@@ -114,7 +124,7 @@ export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federa
       const controller = new AbortController();
       req.raw.once('close', () => controller.abort());
       const res = await federation.request(link, 'GET', `/federation/v1/library/${req.params.id}/content`, { headers, timeoutMs: null, signal: controller.signal });
-      return relayResponse(res, reply);
+      return relayResponse(res, reply, item);
     },
   );
 
@@ -126,7 +136,7 @@ export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federa
       const { link, item } = await remoteItem(req.params.siteId, req.params.id);
       const res = await federation.request(link, 'GET', `/federation/v1/library/${req.params.id}/content`, { timeoutMs: null });
       if (res.status !== 200 || !res.body) throw new AppError('unavailable', `${link.name} did not send the item (${res.status})`);
-      const staged = await deps.library.stage(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
+      const staged = await deps.library.stage(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), { maxBytes: item.size });
       if (staged.sha256 !== item.sha256 || staged.size !== item.size) {
         await staged.discard();
         throw new AppError('unavailable', `The bytes from ${link.name} do not match the item's SHA-256; nothing was kept`);
@@ -156,12 +166,13 @@ export class RemoteTransfers {
   async offer(from: { device: string; name: string; owner: string }, to: string, files: OfferedFile[], ttlMs: number, id: string): Promise<Transfer> {
     const at = to.lastIndexOf('@');
     const link = await this.federation.resolveSite(to.slice(at + 1));
-    const remote = await this.federation.call<Transfer>(link, 'POST', '/federation/v1/transfers', {
+    const remote = await this.federation.call(link, 'POST', '/federation/v1/transfers', Transfer, {
       id,
       from: { device: from.device, name: from.name },
       to: to.slice(0, at),
       files,
     });
+    if (!DeviceId.safeParse(remote.to.device).success || remote.id !== id) throw new AppError('unavailable', `${link.name} answered the offer in an unexpected shape`);
     return this.transfers.create({
       id,
       from,
@@ -177,7 +188,7 @@ export class RemoteTransfers {
     if (!site) return;
     void (async () => {
       try {
-        await this.federation.call(await this.federation.link(site), 'POST', `/federation/v1/transfers/${t.id}/state`, { state: t.state, reason: t.reason ?? undefined });
+        await this.federation.call(await this.federation.link(site), 'POST', `/federation/v1/transfers/${t.id}/state`, z.unknown(), { state: t.state, reason: t.reason ?? undefined });
       } catch (err) {
         this.log.warn({ transfer: t.id, site, err: { message: (err as Error).message } }, 'could not tell the linked site of a transfer change');
       }
@@ -282,7 +293,7 @@ export const peerRoutes: FastifyPluginAsyncZod<{
     '/transfers',
     {
       schema: {
-        body: z.strictObject({ id: TransferId, from: z.strictObject({ device: z.string().max(40), name: z.string().max(64) }), to: z.string().min(1).max(100), files: z.array(OfferedFile).min(1).max(1000) }),
+        body: z.strictObject({ id: TransferId, from: z.strictObject({ device: DeviceId, name: z.string().max(64) }), to: z.string().min(1).max(100), files: z.array(OfferedFile).min(1).max(1000) }),
         response: { 201: Transfer },
       },
     },
@@ -291,6 +302,7 @@ export const peerRoutes: FastifyPluginAsyncZod<{
       const to = (await devices.get(req.body.to)) ?? (await devices.list()).find((d) => d.name === req.body.to);
       if (!to) throw conflict(`Device ${req.body.to} is not online`);
       if (await transfers.get(req.body.id)) throw conflict('A transfer with this id exists');
+      if (await devices.get(req.body.from.device)) throw conflict('The sending device id is one of this site\'s devices');
       const t = await transfers.create({
         id: req.body.id,
         from: { device: req.body.from.device, name: req.body.from.name, owner: '', site: link.siteId },
@@ -303,13 +315,11 @@ export const peerRoutes: FastifyPluginAsyncZod<{
     },
   );
 
-  const MOVES: Partial<Record<State, State[]>> = {
-    accepted: ['offered'],
-    rejected: ['offered'],
-    expired: ['offered'],
-    cancelled: ['offered', 'accepted'],
-    completed: ['accepted'],
-    failed: ['offered', 'accepted'],
+  // What a linked site may change depends on its side of the transfer: the receiving side answers
+  // the offer and confirms delivery; the sending side can only give up.
+  const MOVES: Record<'sender' | 'receiver', Partial<Record<State, State[]>>> = {
+    receiver: { accepted: ['offered'], rejected: ['offered'], expired: ['offered'], cancelled: ['offered', 'accepted'], completed: ['accepted'], failed: ['offered', 'accepted'] },
+    sender: { expired: ['offered'], cancelled: ['offered', 'accepted'], failed: ['offered', 'accepted'] },
   };
 
   app.post(
@@ -319,8 +329,9 @@ export const peerRoutes: FastifyPluginAsyncZod<{
       const link = await verified(req);
       const t = await transfers.get(req.params.id);
       if (!t || (t.from.site !== link.siteId && t.to.site !== link.siteId)) throw notFound('No such transfer');
-      const from = MOVES[req.body.state];
-      if (!from) throw badInput(`A linked site cannot set state ${req.body.state}`);
+      const side = t.from.site === link.siteId ? 'sender' : 'receiver';
+      const from = MOVES[side][req.body.state];
+      if (!from) throw new AppError('forbidden', `The ${side}'s site cannot set state ${req.body.state}`);
       try {
         await transfers.transition(t.id, from, req.body.state, req.body.reason ? { reason: req.body.reason } : {});
       } catch (err) {
