@@ -1,5 +1,7 @@
 import { Problem } from '@nondivy/contracts';
 import type { z } from 'zod';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { CliError, isInterruption } from './errors.js';
 
 /** An error answer of the API: its problem `detail` (or title) is the message. */
@@ -127,6 +129,27 @@ export class Api {
   }
 
   /** Sends a request; answers of any status come back (network failures throw). */
+  /**
+   * A GET whose body is read as a Node stream (node:http rather than fetch: it takes about half the
+   * CPU per byte, which matters for large relayed files). Resolves once the response head arrives.
+   */
+  download(path: string, opts: { deviceToken?: string; signal?: AbortSignal } = {}): Promise<IncomingMessage> {
+    const headers: Record<string, string> = {};
+    if (opts.deviceToken) headers['x-device-token'] = opts.deviceToken;
+    else if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const url = new URL(this.url(path));
+    const signals = [opts.signal, this.interrupt].filter((x): x is AbortSignal => x !== undefined);
+    return new Promise((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers, signal: signals.length ? AbortSignal.any(signals) : undefined }, resolve);
+      req.once('error', (err) => {
+        if (isInterruption(err, this.interrupt)) reject(this.interrupt!.reason);
+        else if (opts.signal?.aborted) reject(opts.signal.reason);
+        else reject(networkFailure(this.server, err));
+      });
+      req.end();
+    });
+  }
+
   async raw(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json, application/problem+json;q=0.9, */*;q=0.1', ...opts.headers };
     if (opts.deviceToken) headers['x-device-token'] = opts.deviceToken;

@@ -4,7 +4,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { FINAL_TRANSFER_STATES, Transfer } from '@nondivy/contracts';
-import { ApiError, problemMessage, type Api } from './api.js';
+import { ApiError, problemMessageOf, type Api } from './api.js';
 import type { Context } from './context.js';
 import { DeviceSession } from './device.js';
 import { type DirectAnswer, type DirectPut, DirectServer } from './direct-server.js';
@@ -250,10 +250,13 @@ export class Receiver {
       if (a.files[i] !== 'pending') continue;
       a.files[i] = 'receiving';
       try {
-        const res = await this.api.raw('GET', `/transfers/${a.t.id}/files/${f.n}`, { deviceToken: this.session.token, timeoutMs: 0, signal: a.aborter.signal });
-        if (!res.ok) throw new IncomingFailure(`relay: ${await problemMessage(res)}`, 502);
-        if (!res.body) throw new IncomingFailure('relay: empty answer', 502);
-        await this.receiveFile(a, i, res.body);
+        const res = await this.api.download(`/transfers/${a.t.id}/files/${f.n}`, { deviceToken: this.session.token, signal: a.aborter.signal });
+        if (res.statusCode !== 200) {
+          let text = '';
+          for await (const chunk of res) if (text.length < 4096) text += String(chunk);
+          throw new IncomingFailure(`relay: ${problemMessageOf(res.statusCode ?? 0, res.statusMessage ?? '', text)}`, 502);
+        }
+        await this.receiveFile(a, i, res);
       } catch (err) {
         if (a.over || isInterruption(err, this.ctx.signal)) return;
         await this.fail(a, messageOf(err), true);

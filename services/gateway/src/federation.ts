@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { Item, ItemList, type SearchQuery } from '@nondivy/contracts';
 import { z } from 'zod';
@@ -132,26 +134,7 @@ export class Federation {
   ): Promise<Response> {
     const url = new URL(path, link.url);
     const payload = opts.json !== undefined ? Buffer.from(JSON.stringify(opts.json)) : null;
-    const digest = opts.digest ?? bodyDigest(payload ?? '');
-    const parts = {
-      method,
-      path: url.pathname + url.search,
-      host: url.host,
-      site: this.siteId,
-      to: link.siteId,
-      date: String(Date.now()),
-      nonce: randomBytes(16).toString('base64url'),
-      digest,
-    };
-    const headers: Record<string, string> = {
-      ...opts.headers,
-      [H.site]: parts.site,
-      [H.to]: parts.to,
-      [H.date]: parts.date,
-      [H.nonce]: parts.nonce,
-      [H.digest]: digest,
-      [H.signature]: signParts(this.keys, parts),
-    };
+    const headers: Record<string, string> = { ...opts.headers, ...this.sign(link, method, url, opts.digest ?? bodyDigest(payload ?? '')) };
     if (payload) headers['content-type'] = 'application/json';
     if (opts.body) headers['content-type'] = 'application/octet-stream';
     const timeout = opts.timeoutMs === null ? undefined : AbortSignal.timeout(opts.timeoutMs ?? this.o.timeoutMs);
@@ -178,10 +161,53 @@ export class Federation {
       }
       return res;
     } catch (err) {
+      if (err instanceof AppError) throw err;
       void this.o.store.markContact(link.siteId, false).catch(() => undefined);
       const timedOut = (err as Error).name === 'TimeoutError';
       throw new AppError('unavailable', timedOut ? `The linked site did not answer within ${opts.timeoutMs ?? this.o.timeoutMs} ms` : 'The linked site cannot be reached', { cause: err });
     }
+  }
+
+  /** The signature headers of a request to a linked site (see libs/federation). */
+  private sign(link: Pick<StoredLink, 'siteId'>, method: string, url: URL, digest: string): Record<string, string> {
+    const parts = { method, path: url.pathname + url.search, host: url.host, site: this.siteId, to: link.siteId, date: String(Date.now()), nonce: randomBytes(16).toString('base64url'), digest };
+    return {
+      [H.site]: parts.site,
+      [H.to]: parts.to,
+      [H.date]: parts.date,
+      [H.nonce]: parts.nonce,
+      [H.digest]: digest,
+      [H.signature]: signParts(this.keys, parts),
+    };
+  }
+
+  /**
+   * A signed GET whose answer is streamed on as it comes (node:http, not fetch: about twice the
+   * throughput for large bodies). Resolves with the response once its head arrives; redirects fail.
+   */
+  stream(link: StoredLink, path: string, headers: Record<string, string>): Promise<IncomingMessage> {
+    const url = new URL(path, link.url);
+    const t0 = performance.now();
+    return new Promise((resolve, reject) => {
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(url, { method: 'GET', headers: { ...headers, ...this.sign(link, 'GET', url, bodyDigest('')) } }, (res) => {
+        const status = res.statusCode ?? 0;
+        const redirect = [301, 302, 303, 307, 308].includes(status);
+        void this.o.store.markContact(link.siteId, !redirect && status < 500 && status !== 401 && status !== 403, performance.now() - t0).catch(() => undefined);
+        if (redirect) {
+          res.destroy();
+          reject(new AppError('unavailable', 'The linked site answered with a redirect, which is not followed'));
+        } else resolve(res);
+      });
+      // Bounded wait for the answer to start; a slow body is the client's business.
+      req.setTimeout(Math.max(this.o.timeoutMs * 4, 5000), () => req.destroy(new Error('timeout')));
+      req.once('response', () => req.setTimeout(0));
+      req.once('error', (err) => {
+        void this.o.store.markContact(link.siteId, false).catch(() => undefined);
+        reject(new AppError('unavailable', 'The linked site cannot be reached', { cause: err }));
+      });
+      req.end();
+    });
   }
 
   /**

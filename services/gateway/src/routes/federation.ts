@@ -1,4 +1,6 @@
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Device, DeviceId, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState, type TransferState as State } from '@nondivy/contracts';
 import { AppError, badInput, conflict, notFound } from '@nondivy/errors';
 import { digestOfSha256 } from '@nondivy/federation';
@@ -48,19 +50,23 @@ function rateLimit(app: FastifyInstance, max: number, windowMs: number) {
  * browser does with it is decided here, not by the other site: always a download, never sniffed,
  * sandboxed — so another site's bytes cannot run as a page of this origin.
  */
-async function relayResponse(res: Response, reply: FastifyReply, item: Item) {
-  reply.code(res.status);
+async function relayResponse(upstream: IncomingMessage, reply: FastifyReply, item: Item) {
+  const headers: OutgoingHttpHeaders = {
+    'content-disposition': contentDispositionFor(item.filename, 'attachment'),
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': "default-src 'none'; sandbox",
+    'cache-control': 'no-cache',
+  };
   for (const h of ['content-type', 'content-length', 'content-range', 'etag', 'accept-ranges', 'last-modified']) {
-    const v = res.headers.get(h);
-    if (v) reply.header(h, v);
+    const v = upstream.headers[h];
+    if (typeof v === 'string') headers[h] = v;
   }
-  reply
-    .header('content-disposition', contentDispositionFor(item.filename, 'attachment'))
-    .header('x-content-type-options', 'nosniff')
-    .header('content-security-policy', "default-src 'none'; sandbox")
-    .header('cache-control', 'no-cache');
-  if (!res.body) return reply.send();
-  return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
+  reply.hijack();
+  reply.raw.writeHead(upstream.statusCode ?? 502, headers);
+  await pipeline(upstream, reply.raw).catch(() => {
+    upstream.destroy();
+    reply.raw.destroy();
+  });
 }
 
 /**
@@ -121,10 +127,8 @@ export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federa
         const v = req.headers[h];
         if (typeof v === 'string') headers[h] = v;
       }
-      const controller = new AbortController();
-      req.raw.once('close', () => controller.abort());
-      const res = await federation.request(link, 'GET', `/federation/v1/library/${req.params.id}/content`, { headers, timeoutMs: null, signal: controller.signal });
-      return relayResponse(res, reply, item);
+      const upstream = await federation.stream(link, `/federation/v1/library/${req.params.id}/content`, headers);
+      return relayResponse(upstream, reply, item);
     },
   );
 
