@@ -5,6 +5,7 @@
  * alone and federated (A and B), and the payload downloaded from B through A (cross-site) beside the
  * same bytes downloaded from B's own gateway, in the same run.
  */
+import type { SharingBenchHelpers } from './sharing.js';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,18 +25,9 @@ const ITEMS = 2000;
 const QUERIES = 500;
 const WARMUP = 20;
 
-export interface FederationBenchHelpers {
-  work: string;
-  size: number;
-  runs: number;
-  adminPassword: string;
-  payload(): string;
-  startRedis(onStart?: (child: ChildProcess) => void): Promise<string>;
-  startStandalone(env: Record<string, string>, port?: number): Promise<{ child: ChildProcess; port: number }>;
-  stopChild(child: ChildProcess): Promise<void>;
-  measure(pid: number | undefined, fn: () => Promise<void> | void): Promise<{ ms: number; peakRss: number }>;
+/** The sharing part's helpers, and curl with its error output. */
+export interface FederationBenchHelpers extends SharingBenchHelpers {
   runCurl(args: string[]): Promise<{ out: string; err: string }>;
-  printTable(title: string, header: string[], rows: string[][]): void;
 }
 
 interface Site {

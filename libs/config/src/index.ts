@@ -174,6 +174,11 @@ export interface FtpConfig {
 
 const absolute = (dir: string) => (isAbsolute(dir) ? dir : resolve(process.cwd(), dir));
 
+/** The settings every service has, from the variables every service reads. */
+function common(e: { LOG_LEVEL: LogLevel; NONDIVY_SITE_NAME: string; NONDIVY_DATA_DIR: string; REDIS_URL?: string }) {
+  return { logLevel: e.LOG_LEVEL, siteName: e.NONDIVY_SITE_NAME, dataDir: absolute(e.NONDIVY_DATA_DIR), redis: { url: e.REDIS_URL } };
+}
+
 /** S3 settings are required together, and only with the s3 driver. */
 const requireS3 = (raw: Record<string, string | undefined>): string[] =>
   raw.NONDIVY_BLOB_DRIVER !== 's3'
@@ -196,13 +201,10 @@ function blobConfig(env: z.infer<z.ZodObject<typeof blobVars>>, dataDir: string)
 /** The gateway's configuration, validated once at start-up. */
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const e = parseEnv(z.object(gatewayVars), env, requireS3);
-  const dataDir = absolute(e.NONDIVY_DATA_DIR);
-  const blobs = blobConfig(e, dataDir);
+  const base = common(e);
+  const blobs = blobConfig(e, base.dataDir);
   return {
-    logLevel: e.LOG_LEVEL,
-    siteName: e.NONDIVY_SITE_NAME,
-    dataDir,
-    redis: { url: e.REDIS_URL },
+    ...base,
     blobs,
     http: { host: e.NONDIVY_HTTP_HOST, port: e.NONDIVY_HTTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL },
     library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, guestUpload: e.NONDIVY_GUEST_UPLOAD, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
@@ -230,13 +232,10 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
 /** The catalog service's configuration, validated once at start-up. */
 export function loadCatalogConfig(env: NodeJS.ProcessEnv = process.env): CatalogConfig {
   const e = parseEnv(z.object(catalogVars), env, requireS3);
-  const dataDir = absolute(e.NONDIVY_DATA_DIR);
+  const base = common(e);
   return {
-    logLevel: e.LOG_LEVEL,
-    siteName: e.NONDIVY_SITE_NAME,
-    dataDir,
-    redis: { url: e.REDIS_URL },
-    blobs: blobConfig(e, dataDir),
+    ...base,
+    blobs: blobConfig(e, base.dataDir),
     http: { host: e.NONDIVY_CATALOG_HOST, port: e.NONDIVY_CATALOG_PORT },
   };
 }
@@ -252,14 +251,11 @@ const checkFtpTls = (raw: Record<string, string | undefined>): string[] => {
 /** The FTP service's configuration, validated once at start-up. */
 export function loadFtpConfig(env: NodeJS.ProcessEnv = process.env): FtpConfig {
   const e = parseEnv(z.object(ftpVars), env, (raw) => [...requireS3(raw), ...checkFtpTls(raw)]);
-  const dataDir = absolute(e.NONDIVY_DATA_DIR);
+  const base = common(e);
   const [pasvMin, pasvMax] = e.NONDIVY_FTP_PASV_RANGE;
   return {
-    logLevel: e.LOG_LEVEL,
-    siteName: e.NONDIVY_SITE_NAME,
-    dataDir,
-    redis: { url: e.REDIS_URL },
-    blobs: blobConfig(e, dataDir),
+    ...base,
+    blobs: blobConfig(e, base.dataDir),
     ftp: {
       host: e.NONDIVY_FTP_HOST,
       port: e.NONDIVY_FTP_PORT,
@@ -292,10 +288,7 @@ export interface DiscoveryConfig {
 export function loadDiscoveryConfig(env: NodeJS.ProcessEnv = process.env): DiscoveryConfig {
   const e = parseEnv(z.object(discoveryVars), env);
   return {
-    logLevel: e.LOG_LEVEL,
-    siteName: e.NONDIVY_SITE_NAME,
-    dataDir: absolute(e.NONDIVY_DATA_DIR),
-    redis: { url: e.REDIS_URL },
+    ...common(e),
     http: { host: e.NONDIVY_DISCOVERY_HOST, port: e.NONDIVY_DISCOVERY_PORT },
     sharing: { presenceTtlMs: e.NONDIVY_PRESENCE_TTL_SECONDS * 1000, offerTtlMs: e.NONDIVY_OFFER_TTL_SECONDS * 1000 },
     announce: { enabled: e.NONDIVY_ANNOUNCE, httpPort: e.NONDIVY_HTTP_PORT, ftpPort: e.NONDIVY_FTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL },
