@@ -46,7 +46,8 @@ export class AuthService {
     const existing = await this.options.users.get('admin');
     if (existing) {
       if (password && !(await verifyPassword(password, existing.passwordHash))) {
-        await this.options.users.setPassword('admin', await hashPassword(password));
+        // Recovering access through configuration also ends every session of the old password.
+        await this.setPassword('admin', password);
       }
       return { created: false };
     }
@@ -98,10 +99,20 @@ export class AuthService {
   /** The user a bearer token belongs to, or null when it is unknown or expired. */
   async authenticate(token: string): Promise<User | null> {
     if (token.length < 20 || token.length > 200) return null;
-    const username = await this.options.sessions.find(tokenHash(token));
-    if (!username) return null;
-    const user = await this.options.users.get(username);
-    return user ? publicUser(user) : null;
+    const session = await this.options.sessions.find(tokenHash(token));
+    if (!session) return null;
+    const user = await this.options.users.get(session.username);
+    // A session issued before the user's last password change is over, wherever it was changed.
+    if (!user || session.issuedAt < (user.sessionsValidFrom ?? 0)) return null;
+    return publicUser(user);
+  }
+
+  /**
+   * Sets a user's password and ends all of their sessions, except the caller's own (`keepToken`) when
+   * users change their own password. False when there is no such user.
+   */
+  async setPassword(username: string, password: string, keepToken?: string): Promise<boolean> {
+    return this.options.users.setPassword(username, await hashPassword(password), keepToken ? tokenHash(keepToken) : '');
   }
 
   async createUser(username: string, password: string, role: Role): Promise<User> {

@@ -24,8 +24,10 @@ export const keys = {
   user: (username: string) => `${PREFIX}user:${username}`,
   /** Set: all usernames. */
   users: `${PREFIX}users`,
-  /** String with TTL: session token hash → username. */
+  /** String with TTL: session token hash → `username` and, after a newline, when it was issued (ms, Redis clock). */
   session: (tokenHash: string) => `${PREFIX}session:${tokenHash}`,
+  /** Sorted set: a user's session token hashes scored by expiry (ms), so a password change can end them all. */
+  userSessions: (username: string) => `${PREFIX}user:${username}:sessions`,
   /** Counter with TTL: failed logins from one client address (shared by REST and FTP). */
   loginFailures: (ip: string) => `${PREFIX}login:fail:${ip}`,
   /** Prefix of every search index key (see `index`); the index can be dropped and rebuilt from items. */

@@ -10,6 +10,8 @@ export interface StoredUser {
   role: Role;
   passwordHash: string;
   createdAt: string;
+  /** Sessions issued before this time (ms) are over: the password changed then. */
+  sessionsValidFrom?: number;
 }
 
 // KEYS: user:<name>, users   ARGV: fields...   Creates only when absent.
@@ -20,6 +22,44 @@ redis.call('SADD', KEYS[2], redis.call('HGET', KEYS[1], 'username'))
 return 1
 `);
 
+// KEYS: user:<name>, user:<name>:sessions   ARGV: passwordHash, token hash of the session to keep ('' for none)
+// Sets the password and ends the user's sessions but the one kept. `sessionsValidFrom` (Redis clock, ms) also
+// ends sessions that the sorted set does not know (issued before it existed): they carry no issue time.
+const SET_PASSWORD = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'passwordHash', ARGV[1], 'sessionsValidFrom', now)
+local keep = ARGV[2]
+for _, h in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if h ~= keep then
+    redis.call('DEL', '${keys.session('')}' .. h)
+    redis.call('ZREM', KEYS[2], h)
+  end
+end
+if keep ~= '' then
+  local k = '${keys.session('')}' .. keep
+  local ttl = redis.call('PTTL', k)
+  if ttl > 0 then
+    local user = string.match(redis.call('GET', k), '^[^\\n]*')
+    redis.call('SET', k, user .. '\\n' .. now, 'PX', ttl)
+  end
+end
+return 1
+`);
+
+// KEYS: session:<hash>, user:<name>:sessions   ARGV: username, token hash, ttl seconds
+const CREATE_SESSION = new LuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. '\\n' .. now, 'EX', ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + ttl * 1000, ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ttl * 1000)
+return now
+`);
+
 /** User accounts in Redis. */
 export class RedisUserStore {
   constructor(private readonly redis: Redis) {}
@@ -28,7 +68,9 @@ export class RedisUserStore {
     return withRedis(async () => {
       const h = await this.redis.hgetall(keys.user(username));
       if (!h.username) return null;
-      return { username: h.username, role: h.role as Role, passwordHash: h.passwordHash ?? '', createdAt: h.createdAt ?? '' };
+      const user: StoredUser = { username: h.username, role: h.role as Role, passwordHash: h.passwordHash ?? '', createdAt: h.createdAt ?? '' };
+      if (h.sessionsValidFrom) user.sessionsValidFrom = Number(h.sessionsValidFrom);
+      return user;
     });
   }
 
@@ -40,10 +82,12 @@ export class RedisUserStore {
     });
   }
 
-  setPassword(username: string, passwordHash: string): Promise<void> {
-    return withRedis(async () => {
-      await this.redis.hset(keys.user(username), 'passwordHash', passwordHash);
-    });
+  /**
+   * Sets a new password and ends every session of the user except `keepTokenHash` (the session of a
+   * user who changed their own password). False when the user does not exist.
+   */
+  setPassword(username: string, passwordHash: string, keepTokenHash = ''): Promise<boolean> {
+    return withRedis(async () => (await SET_PASSWORD.run(this.redis, 2, keys.user(username), keys.userSessions(username), passwordHash, keepTokenHash)) === 1);
   }
 
   list(): Promise<StoredUser[]> {
@@ -55,23 +99,41 @@ export class RedisUserStore {
   }
 }
 
-/** Login sessions: an opaque token's hash → username, expiring by itself. */
+/** A session as stored: whose it is and when it was issued (ms; 0 for a session older than this field). */
+export interface StoredSession {
+  username: string;
+  issuedAt: number;
+}
+
+/**
+ * Login sessions: an opaque token's hash → username and issue time, expiring by itself, and indexed
+ * per user so that a password change can end them.
+ */
 export class RedisSessionStore {
   constructor(private readonly redis: Redis) {}
 
   create(tokenHash: string, username: string, ttlSeconds: number): Promise<void> {
     return withRedis(async () => {
-      await this.redis.set(keys.session(tokenHash), username, 'EX', ttlSeconds);
+      await CREATE_SESSION.run(this.redis, 2, keys.session(tokenHash), keys.userSessions(username), username, tokenHash, ttlSeconds);
     });
   }
 
-  find(tokenHash: string): Promise<string | null> {
-    return withRedis(() => this.redis.get(keys.session(tokenHash)));
+  find(tokenHash: string): Promise<StoredSession | null> {
+    return withRedis(async () => {
+      const value = await this.redis.get(keys.session(tokenHash));
+      if (value === null) return null;
+      const nl = value.indexOf('\n');
+      return nl < 0 ? { username: value, issuedAt: 0 } : { username: value.slice(0, nl), issuedAt: Number(value.slice(nl + 1)) || 0 };
+    });
   }
 
   delete(tokenHash: string): Promise<void> {
     return withRedis(async () => {
-      await this.redis.del(keys.session(tokenHash));
+      const value = await this.redis.get(keys.session(tokenHash));
+      const nl = value?.indexOf('\n') ?? -1;
+      const multi = this.redis.multi().del(keys.session(tokenHash));
+      if (value !== null && value !== undefined) multi.zrem(keys.userSessions(nl < 0 ? value : value.slice(0, nl)), tokenHash);
+      await multi.exec();
     });
   }
 }

@@ -6,7 +6,7 @@ import { startGateway } from '@nondivy/gateway';
 import { createLogger } from '@nondivy/log';
 import { loadConfigOrExit, onShutdown } from '@nondivy/runtime';
 import { createRedis } from '@nondivy/state';
-import { RedisNotInstalledError, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
+import { DataDirInUseError, RedisNotInstalledError, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 
 /**
  * Standalone mode (`npm start`, `nondivy start`): every service in one process on the embedded
@@ -25,7 +25,7 @@ async function main() {
     try {
       embedded = await startEmbeddedRedis(gatewayConfig.dataDir, log);
     } catch (err) {
-      log.fatal(err instanceof RedisNotInstalledError ? err.message : { err }, 'cannot start without Redis');
+      log.fatal(err instanceof RedisNotInstalledError || err instanceof DataDirInUseError ? err.message : { err }, 'cannot start without Redis');
       process.exit(3);
     }
     redisUrl = embedded.url;
