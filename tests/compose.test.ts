@@ -23,6 +23,7 @@ import { DEFAULT_MINIO_IMAGE, DEFAULT_REDIS_IMAGE } from './helpers/containers.j
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+const deploymentSection = () => /^## Deployment \(Docker Compose\)\n([\s\S]*?)(?=^## )/m.exec(read('README.md'))?.[1] ?? '';
 
 type Env = Record<string, string | undefined>;
 
@@ -142,6 +143,13 @@ function render(env: Env) {
   return { compose, refs, missing };
 }
 const deployed = render(filledEnv()).compose;
+
+/** The compose file's default passive range (`${NONDIVY_FTP_PASV_RANGE:-…}`), the same at every use. */
+function pasvRangeDefault(): string {
+  const defaults = new Set(render({}).refs.filter((r) => r.name === 'NONDIVY_FTP_PASV_RANGE' && r.op === ':-').map((r) => r.arg));
+  assert.equal(defaults.size, 1, `one default for NONDIVY_FTP_PASV_RANGE: ${[...defaults].join(', ')}`);
+  return [...defaults][0]!;
+}
 
 const NONDIVY_SERVICES = ['gateway', 'catalog', 'ftp', 'discovery'] as const;
 type NondivyService = (typeof NONDIVY_SERVICES)[number];
@@ -358,6 +366,20 @@ describe('docker-compose.yml', () => {
     assert.equal(s.catalog!.ports, undefined, 'the catalog is internal');
   });
 
+  it('the passive range is small by default (a docker-proxy per published port), and the file says how to turn the proxy off', () => {
+    const range = pasvRangeDefault();
+    const [first, last] = range.split('-').map(Number) as [number, number];
+    const count = last - first + 1;
+    // Docker's userland proxy runs one process per published port and address family (~3 MiB
+    // each): 50 ports made 105 processes and 334 MiB.
+    assert.ok(count >= 8 && count <= 16, `the default passive range ${range} has ${count} ports (8 to 16)`);
+    const ftp = load('ftp', serviceEnv(deployed, 'ftp')).config as ReturnType<typeof loadFtpConfig>;
+    assert.deepEqual([ftp.ftp.pasvMin, ftp.ftp.pasvMax], [first, last], 'the FTP service uses the published range');
+    assert.match(composeText, /^#.*"userland-proxy": false/m, 'the compose file documents "userland-proxy": false');
+    const expose = docker.instructions.find((i) => i.keyword === 'EXPOSE')?.args ?? '';
+    assert.ok(expose.split(/\s+/).includes(range), `the Dockerfile's EXPOSE names ${range} (${expose})`);
+  });
+
   it('every variable each service reads is set by the compose file, and the services accept it', () => {
     for (const name of NONDIVY_SERVICES) {
       const env = serviceEnv(deployed, name);
@@ -537,19 +559,49 @@ describe('infra/Dockerfile and .dockerignore', () => {
   });
 });
 
+describe('what stays out of the build context and of git: backups, data, .env, secrets', () => {
+  const section = deploymentSection();
+  /** The folder the README's backup step writes to (`-v "$PWD/<folder>":/backup`). */
+  const backupDir = /-v "\$PWD\/([\w.-]+)":\/backup\b/.exec(section)?.[1];
+
+  it('.dockerignore leaves them all out (the build stages copy the whole context)', () => {
+    assert.ok(backupDir, 'the README backs up into a folder of the project');
+    const paths = [
+      backupDir, `${backupDir}/redis-data-2025-01-31.tar.gz`, `${backupDir}/minio-data-2025-01-31.tar.gz`,
+      'data', 'data/redis/appendonly.aof', 'data/blobs/ab/cd', 'dump.rdb', 'appendonly.aof', 'redis-data-2025-01-31.tar.gz',
+      '.env', '.env.local', 'services/gateway/.env', 'secrets', 'secrets/admin_password', 'infra/secrets/ftp_tls_key',
+    ];
+    for (const path of paths) assert.ok(ignored(path), `${path} stays out of the build context`);
+  });
+
+  it('.gitignore leaves them out too', { skip: spawnSync('git', ['--version']).status === 0 ? false : 'no git' }, () => {
+    for (const path of [`${backupDir}/redis-data-2025-01-31.tar.gz`, 'data/redis/appendonly.aof', 'dump.rdb', '.env', 'secrets/admin_password']) {
+      const res = spawnSync('git', ['check-ignore', '-q', '--no-index', path], { cwd: ROOT });
+      assert.equal(res.status, 0, `git ignores ${path}`);
+    }
+  });
+});
+
 describe('README deployment section', () => {
-  const readme = read('README.md');
-  const section = /^## Deployment \(Docker Compose\)\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
+  const section = deploymentSection();
 
   it('exists and covers the ports, the PASV address, the admin password, upgrading and backing up both volumes', () => {
     assert.ok(section, 'a "## Deployment (Docker Compose)" section');
-    for (const needle of ['docker compose up -d --build', '8080', '21/tcp', '30000-30049', '5353/udp', 'NONDIVY_FTP_PASV_ADDRESS', 'NONDIVY_ADMIN_PASSWORD', 'Upgrading', DEFAULT_REDIS_IMAGE]) {
+    const range = pasvRangeDefault();
+    for (const needle of ['docker compose up -d --build', '8080', '21/tcp', range, range.replace('-', ':'), '5353/udp', 'NONDIVY_FTP_PASV_ADDRESS', 'NONDIVY_ADMIN_PASSWORD', 'Upgrading', 'userland-proxy']) {
       assert.ok(section.includes(needle), `mentions ${needle}`);
     }
     for (const volume of Object.keys(rawCompose.volumes ?? {})) {
       assert.ok(section.includes(`${rawCompose.name}_${volume}`) || section.includes(`${rawCompose.name}_$v`), `the backup covers the ${volume} volume`);
       assert.ok(section.includes(volume), `names the ${volume} volume`);
     }
+  });
+
+  it('its backup and restore commands run the Redis image the stack runs (REDIS_IMAGE), not a fixed one', () => {
+    const runs = section.split('\n').filter((l) => /\bdocker run\b/.test(l));
+    assert.ok(runs.length >= 2, 'a backup and a restore command');
+    for (const line of runs) assert.doesNotMatch(line, /\bredis:[\w.-]+/, `names no fixed Redis image: ${line.trim()}`);
+    assert.match(section, /docker compose config --images redis\b/, 'the image comes from the compose configuration (REDIS_IMAGE or its default)');
   });
 
   it('its override examples are valid Compose files', () => {

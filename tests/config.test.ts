@@ -1,13 +1,14 @@
 /** Configuration: one clear message naming every bad variable; secrets from files. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadGatewayConfig } from '@nondivy/config';
+import { ConfigError, loadCatalogConfig, loadDiscoveryConfig, loadGatewayConfig } from '@nondivy/config';
 import { login } from './helpers/http.js';
-import { startRedis, tempDir } from './helpers/infra.js';
+import { freePort, freePortRange, startRedis, tempDir } from './helpers/infra.js';
+import { listeningSockets } from './helpers/listening-sockets.js';
 import { startServer } from './helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -95,6 +96,73 @@ describe('configuration', () => {
       assert.equal(typeof (await login(third.api, 'admin', 'a-new-admin-password')), 'string');
       await third.stop();
     } finally {
+      await redis.close();
+      dir.cleanup();
+    }
+  });
+
+  it('the internal HTTP ports (catalog, discovery) default to loopback; the LAN-facing ones are set apart', () => {
+    assert.equal(loadCatalogConfig({}).http.host, '127.0.0.1');
+    assert.equal(loadDiscoveryConfig({}).http.host, '127.0.0.1');
+    assert.equal(loadCatalogConfig({ NONDIVY_CATALOG_HOST: '0.0.0.0' }).http.host, '0.0.0.0', 'Compose opens the catalog to its private network');
+    assert.equal(loadGatewayConfig({}).http.host, '0.0.0.0', 'the gateway is the front door');
+  });
+
+  it('NONDIVY_ANNOUNCE_INTERFACES: a comma list of interface names; empty means the LAN interfaces', () => {
+    assert.equal(loadDiscoveryConfig({}).announce.interfaces, undefined);
+    assert.equal(loadDiscoveryConfig({ NONDIVY_ANNOUNCE_INTERFACES: '' }).announce.interfaces, undefined);
+    assert.deepEqual(loadDiscoveryConfig({ NONDIVY_ANNOUNCE_INTERFACES: ' eth0, wlan0 ,br-lan' }).announce.interfaces, ['eth0', 'wlan0', 'br-lan']);
+    for (const bad of [',', 'eth0;reboot', 'eth 0', 'a-name-longer-than-15']) {
+      assert.throws(() => loadDiscoveryConfig({ NONDIVY_ANNOUNCE_INTERFACES: bad }), (err: unknown) => err instanceof ConfigError && /NONDIVY_ANNOUNCE_INTERFACES/.test(err.message), bad);
+    }
+  });
+
+  it('standalone without host settings: catalog and discovery listen on 127.0.0.1 only', async () => {
+    const redis = await startRedis();
+    const dir = tempDir();
+    const [httpPort, ftpPort, pasvRange] = [await freePort(), await freePort(), await freePortRange(4)];
+    // No NONDIVY_CATALOG_HOST / NONDIVY_DISCOVERY_HOST: their defaults are under test. The front
+    // doors are kept on loopback too (tests stay off the machine's network).
+    const child = spawn(process.execPath, ['dist/standalone.mjs'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        REDIS_URL: redis.url,
+        NONDIVY_DATA_DIR: dir.path,
+        NONDIVY_HTTP_HOST: '127.0.0.1',
+        NONDIVY_HTTP_PORT: String(httpPort),
+        NONDIVY_FTP_HOST: '127.0.0.1',
+        NONDIVY_FTP_PORT: String(ftpPort),
+        NONDIVY_FTP_PASV_RANGE: pasvRange,
+        NONDIVY_CATALOG_PORT: '0',
+        NONDIVY_DISCOVERY_PORT: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not ready within 30 s:\n${output}`)), 30_000);
+        child.stdout!.on('data', (d: Buffer) => {
+          output += d;
+          if (/is ready/.test(output)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.stderr!.on('data', (d: Buffer) => (output += d));
+        child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+      });
+      const sockets = listeningSockets(child.pid!);
+      const internal = sockets.filter((s) => s.port !== httpPort && s.port !== ftpPort);
+      assert.equal(internal.length, 2, `the catalog's and discovery's ports: ${JSON.stringify(sockets)}`);
+      for (const s of sockets) assert.equal(s.address, '127.0.0.1', `port ${s.port} is bound to ${s.address}`);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
       await redis.close();
       dir.cleanup();
     }

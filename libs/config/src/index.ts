@@ -64,7 +64,8 @@ const gatewayVars = {
 const catalogVars = {
   ...commonVars,
   ...blobVars,
-  NONDIVY_CATALOG_HOST: z.string().default('0.0.0.0'),
+  /** Internal: loopback unless a deployment (Compose) opens it to its private network. */
+  NONDIVY_CATALOG_HOST: z.string().default('127.0.0.1'),
   NONDIVY_CATALOG_PORT: port.default(8081),
 };
 
@@ -92,12 +93,21 @@ const ftpVars = {
   NONDIVY_FTP_DATA_TIMEOUT_SECONDS: positiveInt.default(60),
 };
 
+/** `eth0,wlan0`: network interface names (Linux allows 15 characters). */
+const interfaceList = z
+  .string()
+  .transform((v) => v.split(',').map((n) => n.trim()).filter((n) => n !== ''))
+  .pipe(z.array(z.string().regex(/^[\w.:@-]{1,15}$/, 'expected interface names such as eth0,wlan0')).min(1, 'expected interface names such as eth0,wlan0'));
+
 const discoveryVars = {
   ...commonVars,
   ...sharingVars,
-  NONDIVY_DISCOVERY_HOST: z.string().default('0.0.0.0'),
+  /** Health and metrics only: loopback unless a deployment opens it. */
+  NONDIVY_DISCOVERY_HOST: z.string().default('127.0.0.1'),
   NONDIVY_DISCOVERY_PORT: port.default(8082),
   NONDIVY_ANNOUNCE: flag.default(false),
+  /** Interfaces to announce on (comma list); default: the host's LAN interfaces, virtual ones left out. */
+  NONDIVY_ANNOUNCE_INTERFACES: interfaceList.optional(),
   /** The gateway's port, announced on the LAN. */
   NONDIVY_HTTP_PORT: port.default(8080),
   NONDIVY_FTP_PORT: port.default(2121),
@@ -281,7 +291,8 @@ export interface DiscoveryConfig {
   redis: RedisConfig;
   http: { host: string; port: number };
   sharing: SharingConfig;
-  announce: { enabled: boolean; httpPort: number; ftpPort: number; publicUrl?: string };
+  /** `interfaces`: the explicit list (NONDIVY_ANNOUNCE_INTERFACES); undefined: the LAN interfaces. */
+  announce: { enabled: boolean; httpPort: number; ftpPort: number; publicUrl?: string; interfaces?: string[] };
 }
 
 /** The discovery service's configuration, validated once at start-up. */
@@ -291,6 +302,6 @@ export function loadDiscoveryConfig(env: NodeJS.ProcessEnv = process.env): Disco
     ...common(e),
     http: { host: e.NONDIVY_DISCOVERY_HOST, port: e.NONDIVY_DISCOVERY_PORT },
     sharing: { presenceTtlMs: e.NONDIVY_PRESENCE_TTL_SECONDS * 1000, offerTtlMs: e.NONDIVY_OFFER_TTL_SECONDS * 1000 },
-    announce: { enabled: e.NONDIVY_ANNOUNCE, httpPort: e.NONDIVY_HTTP_PORT, ftpPort: e.NONDIVY_FTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL },
+    announce: { enabled: e.NONDIVY_ANNOUNCE, httpPort: e.NONDIVY_HTTP_PORT, ftpPort: e.NONDIVY_FTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL, interfaces: e.NONDIVY_ANNOUNCE_INTERFACES },
   };
 }

@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { createRequire } from 'node:module';
 import type { Logger } from '@nondivy/log';
+import { announceAddress, chooseAnnounceInterfaces, type InterfaceChoice } from './interfaces.js';
 
 const require = createRequire(import.meta.url);
 
@@ -10,7 +11,7 @@ export interface Announcement {
   siteName: string;
   httpPort: number;
   ftpPort: number;
-  /** The API base URL to announce; default: http://<first LAN IPv4>:<httpPort>. */
+  /** The API base URL to announce; default: http://<first IPv4 of the announced interfaces>:<httpPort>. */
   publicUrl?: string;
   version: string;
 }
@@ -29,22 +30,17 @@ interface Ciao {
 }
 
 /**
- * The host's LAN interfaces (non-internal, with an address). ciao finds interfaces by parsing
- * `ip -o link show`, which names veth and VLAN interfaces `eth0@if5` and so misses them; naming
- * them explicitly avoids that.
+ * The interfaces to announce on (see chooseAnnounceInterfaces), named explicitly to ciao: it would
+ * otherwise take every interface, and it finds interfaces by parsing `ip -o link show`, which names
+ * veth and VLAN interfaces `eth0@if5` and so misses them.
  */
-export function lanInterfaces(): string[] {
-  return Object.entries(networkInterfaces())
-    .filter(([, addrs]) => (addrs ?? []).some((a) => !a.internal))
-    .map(([name]) => name);
+export function lanInterfaces(explicit?: readonly string[]): InterfaceChoice {
+  return chooseAnnounceInterfaces(networkInterfaces(), explicit);
 }
 
-/** The first non-internal IPv4 address of this host (what LAN clients most likely reach). */
-export function lanAddress(): string | null {
-  for (const addrs of Object.values(networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return null;
+/** The first IPv4 address of the announced interfaces (what LAN clients most likely reach). */
+export function lanAddress(interfaces: readonly string[] = lanInterfaces().interfaces): string | null {
+  return announceAddress(networkInterfaces(), interfaces);
 }
 
 /**
@@ -52,10 +48,15 @@ export function lanAddress(): string | null {
  * queries of every platform's resolver (Avahi, Apple's mDNSResponder, python-zeroconf). Returns the
  * function that withdraws the announcement (goodbye packets) and stops the responder.
  */
-export async function announce(a: Announcement, log: Logger, interfaces: string[] = lanInterfaces()): Promise<() => Promise<void>> {
+export async function announce(a: Announcement, log: Logger, explicitInterfaces?: readonly string[]): Promise<() => Promise<void>> {
+  const { interfaces, missing } = lanInterfaces(explicitInterfaces);
+  if (missing.length) log.warn({ missing }, 'NONDIVY_ANNOUNCE_INTERFACES names interfaces this host does not have (yet)');
+  // Never fall back to ciao's default (every interface, Docker's included).
+  if (interfaces.length === 0) throw new Error('no LAN interface to announce on (set NONDIVY_ANNOUNCE_INTERFACES)');
   const ciao = require('@homebridge/ciao') as Ciao;
-  const responder = ciao.getResponder(interfaces.length ? { interface: interfaces } : undefined);
-  const host = lanAddress();
+  // A copy: ciao appends the loopback interface to the array it is given.
+  const responder = ciao.getResponder({ interface: [...interfaces] });
+  const host = lanAddress(interfaces);
   const api = a.publicUrl ?? (host ? `http://${host}:${a.httpPort}` : '');
   const txt: Record<string, string> = { siteId: a.siteId, name: a.siteName, ftp: String(a.ftpPort), version: a.version, path: '/api/v1' };
   if (api) txt.api = api.replace(/\/+$/, '');

@@ -4,7 +4,7 @@ import { NONDIVY_VERSION } from '@nondivy/contracts';
 import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
 import type { Logger } from '@nondivy/log';
 import { keys, RedisDeviceStore, redisReady, RedisTransferStore, type Redis, waitForRedis } from '@nondivy/state';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { announce } from './announce.js';
 
 export interface RunningDiscovery {
@@ -51,7 +51,9 @@ export async function startDiscovery(config: DiscoveryConfig, log: Logger, redis
   const timer = setInterval(sweep, 1000);
   timer.unref();
 
-  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
+  // Health checks every few seconds would flood the log: no per-request lines (through the log
+  // controller; fastify's top-level disableRequestLogging is deprecated and warns at every start).
+  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler(notFoundHandler);
   await app.register(observability, {
@@ -69,7 +71,7 @@ export async function startDiscovery(config: DiscoveryConfig, log: Logger, redis
   let withdraw: (() => Promise<void>) | null = null;
   if (config.announce.enabled) {
     try {
-      withdraw = await announce({ siteId, siteName: config.siteName, httpPort: config.announce.httpPort, ftpPort: config.announce.ftpPort, publicUrl: config.announce.publicUrl, version: NONDIVY_VERSION }, log);
+      withdraw = await announce({ siteId, siteName: config.siteName, httpPort: config.announce.httpPort, ftpPort: config.announce.ftpPort, publicUrl: config.announce.publicUrl, version: NONDIVY_VERSION }, log, config.announce.interfaces);
     } catch (err) {
       log.error({ err }, 'could not announce the site on the LAN; devices can still use its address');
     }
