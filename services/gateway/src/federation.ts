@@ -53,6 +53,8 @@ export const publicLink = (l: StoredLink) => ({
 });
 
 const HANDSHAKE_CONTEXT = 'nondivy-handshake-v1';
+/** The largest answer taken to a handshake (a real one is well under 1 KiB). */
+const MAX_HANDSHAKE_ANSWER_BYTES = 16 * 1024;
 /** The largest JSON answer taken from a linked site. */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
@@ -286,16 +288,48 @@ export class Federation {
     if (invite.siteId === this.siteId) throw badInput('That invite is from this site');
     const nonce = randomBytes(16).toString('base64url');
     const pending = { siteId: invite.siteId, url: invite.url };
-    const res = await this.request(pending, 'POST', '/federation/v1/handshake', {
-      json: { secret: invite.secret, nonce, site: { siteId: this.siteId, name: this.o.siteName, url: this.o.publicUrl, publicKey: this.keys.publicKey } },
-      timeoutMs: Math.max(this.o.timeoutMs, 5000),
-    });
-    const body = (await res.json().catch(() => ({}))) as { site?: { siteId: string; name: string; url: string; publicKey: string }; proof?: string; detail?: string };
-    if (!res.ok) throw new AppError(res.status === 403 ? 'forbidden' : 'unavailable', `The other site refused the invite: ${body.detail ?? res.status}`);
-    const remote = body.site;
+    // The code names any address an admin pastes: whatever is there, the caller learns only whether a
+    // Nondivy site took the invite. Nothing the other end says is echoed, and its answer is size-capped;
+    // the real reason goes to our log.
+    const notNondivy = (reason: string, cause?: unknown) => {
+      this.o.log.warn({ url: invite.url, reason }, 'an invite could not be used');
+      return new AppError('unavailable', 'That site did not answer as a Nondivy site', { cause });
+    };
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.request(pending, 'POST', '/federation/v1/handshake', {
+        json: { secret: invite.secret, nonce, site: { siteId: this.siteId, name: this.o.siteName, url: this.o.publicUrl, publicKey: this.keys.publicKey } },
+        timeoutMs: Math.max(this.o.timeoutMs, 5000),
+      });
+      text = await readCapped(res, MAX_HANDSHAKE_ANSWER_BYTES);
+    } catch (err) {
+      throw notNondivy((err as Error).message, err);
+    }
+    if (res.status === 403 && /^application\/problem\+json/.test(res.headers.get('content-type') ?? '')) {
+      this.o.log.warn({ url: invite.url, site: invite.siteId }, 'the other site refused the invite');
+      throw new AppError('forbidden', 'That site refused the invite: it is unknown, expired or already used (an invite works once)');
+    }
+    if (!res.ok) throw notNondivy(`answered ${res.status}`);
+    let body: { site?: { siteId: string; name: string; url: string; publicKey: string }; proof?: string };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw notNondivy('the answer is not JSON');
+    }
+    const remote = body?.site;
     // The answer must come from the key the invite named: otherwise someone else answered.
-    if (!remote || remote.siteId !== invite.siteId || remote.publicKey !== invite.publicKey || !body.proof || !verifyParts(invite.publicKey, handshakeParts(invite.siteId, this.siteId, nonce), body.proof)) {
-      throw new AppError('unavailable', 'The other site could not prove it is the site of the invite');
+    if (
+      !remote ||
+      remote.siteId !== invite.siteId ||
+      remote.publicKey !== invite.publicKey ||
+      typeof body.proof !== 'string' ||
+      typeof remote.name !== 'string' ||
+      remote.name.length < 1 ||
+      remote.name.length > 100 ||
+      !verifyParts(invite.publicKey, handshakeParts(invite.siteId, this.siteId, nonce), body.proof)
+    ) {
+      throw notNondivy('the answer does not prove the key of the invite');
     }
     const link = newLink({ ...remote, url: invite.url });
     await this.refuseTakeover(link);
