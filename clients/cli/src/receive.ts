@@ -43,6 +43,8 @@ interface Active {
 
 /** An accepted transfer with no byte arriving for this long is given up. */
 const IDLE_MS = 5 * 60_000;
+/** Pages of open offers read per look (100 each: far more than a server lets a device have). */
+const MAX_OFFER_PAGES = 10;
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -146,10 +148,27 @@ export class Receiver {
     }
   }
 
+  /**
+   * This device's open offers, every page of them (the server caps how many a device may have, so
+   * they are few); `MAX_OFFER_PAGES` bounds the walk against a server that keeps giving cursors.
+   */
+  private async openOffers(): Promise<Transfer[]> {
+    const all: Transfer[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_OFFER_PAGES; page++) {
+      const query = { device: this.session.id, state: 'offered', limit: 100, cursor };
+      const { transfers, nextCursor } = await this.api.call(TransferList, 'GET', '/transfers', { query, deviceToken: this.session.token });
+      all.push(...transfers);
+      if (!nextCursor) break;
+      cursor = nextCursor;
+    }
+    return all;
+  }
+
   /** One look at this device's transfers: new offers, and the state of the accepted ones. */
   private async tick(): Promise<void> {
     const me = this.session.id;
-    const { transfers } = await this.api.call(TransferList, 'GET', '/transfers', { query: { device: me }, deviceToken: this.session.token });
+    const transfers = await this.openOffers();
     const byId = new Map(transfers.map((t) => [t.id, t]));
     for (const t of transfers) {
       if (t.to.device !== me || t.state !== 'offered' || this.seen.has(t.id)) continue;

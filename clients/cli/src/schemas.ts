@@ -4,6 +4,6 @@ import { z } from 'zod';
 
 /** GET /devices. */
 export const DeviceList = z.object({ devices: z.array(Device) });
-/** GET /transfers?device=… */
-export const TransferList = z.object({ transfers: z.array(Transfer) });
+/** GET /transfers?device=…: one page; `nextCursor` continues (absent from servers that list all at once). */
+export const TransferList = z.object({ transfers: z.array(Transfer), nextCursor: z.string().nullish() });
 

@@ -52,6 +52,10 @@ const gatewayVars = {
   NONDIVY_INVITE_TTL_SECONDS: positiveInt.default(3600),
   NONDIVY_FEDERATION_CLOCK_SKEW_SECONDS: positiveInt.default(60),
   NONDIVY_RELAY_WAIT_SECONDS: positiveInt.default(60),
+  NONDIVY_OFFERS_PENDING_PER_RECEIVER: positiveInt.default(20),
+  NONDIVY_OFFERS_PENDING_PER_SENDER: positiveInt.default(10),
+  NONDIVY_OFFER_MAX_FILES: positiveInt.max(1000).default(500),
+  NONDIVY_OFFER_MAX_BYTES: positiveInt.default(64 * 1024),
   NONDIVY_HTTP_HOST: z.string().default('0.0.0.0'),
   NONDIVY_HTTP_PORT: port.default(8080),
   NONDIVY_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -135,8 +139,20 @@ export interface GatewayConfig {
   library: { maxUploadBytes: number; guestUpload: boolean; uploadLeaseSeconds: number };
   auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
   catalogUrl: string;
-  sharing: SharingConfig & { guestSharing: boolean; relayWaitMs: number };
+  sharing: SharingConfig & { guestSharing: boolean; relayWaitMs: number; offers: OfferLimits };
   federation: { timeoutMs: number; inviteTtlMs: number; clockSkewMs: number };
+}
+
+/** Bounds on offers, so that no device can flood another's inbox (or the gateway's memory). */
+export interface OfferLimits {
+  /** Open (not yet answered) offers one device may have received. */
+  maxPendingPerReceiver: number;
+  /** Open offers one device may have sent. */
+  maxPendingPerSender: number;
+  /** Files in one offer. */
+  maxFiles: number;
+  /** Bytes of one offer's file list (names, sizes, hashes) as JSON. */
+  maxBytes: number;
 }
 
 export interface SharingConfig {
@@ -230,6 +246,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       offerTtlMs: e.NONDIVY_OFFER_TTL_SECONDS * 1000,
       guestSharing: e.NONDIVY_GUEST_SHARING,
       relayWaitMs: e.NONDIVY_RELAY_WAIT_SECONDS * 1000,
+      offers: {
+        maxPendingPerReceiver: e.NONDIVY_OFFERS_PENDING_PER_RECEIVER,
+        maxPendingPerSender: e.NONDIVY_OFFERS_PENDING_PER_SENDER,
+        maxFiles: e.NONDIVY_OFFER_MAX_FILES,
+        maxBytes: e.NONDIVY_OFFER_MAX_BYTES,
+      },
     },
     federation: {
       timeoutMs: e.NONDIVY_FEDERATION_TIMEOUT_MS,

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Device, OfferedFile, Transfer, TransferState } from '@nondivy/contracts';
+import { AppError, badInput } from '@nondivy/errors';
 import { keys } from './keys.js';
 import { LuaScript } from './script.js';
 import { withRedis } from './redis.js';
@@ -174,11 +175,43 @@ export class TransferStateError extends Error {
   }
 }
 
-// KEYS: transfer, transfersExpiring, fromDeviceTransfers, toDeviceTransfers, transferEvents
-// ARGV: fields (JSON flat array), ttlMs, expiresAtMs, id, maxlen, fromDevice, toDevice, atIso
-// Creates a transfer only if no transfer has this id (ids may come from a linked site).
-const CREATE_TRANSFER = new LuaScript(`
+/**
+ * Sorted sets of a device's open offers (ids scored by their deadline, ms), the ones it sent and
+ * the ones it received: they bound how many offers a device may have open. Entries are dropped
+ * lazily (past their deadline, or no longer `offered`) each time one is counted, so each set stays
+ * within its cap.
+ */
+const pendingKeys = {
+  sent: (deviceId: string) => `${keys.deviceTransfers(deviceId)}:offered:sent`,
+  received: (deviceId: string) => `${keys.deviceTransfers(deviceId)}:offered:received`,
+};
+
+/** Counts a pending set after dropping stale entries (ARGV[1]: now ms, ARGV[2]: the transfer key prefix). */
+const LIVE_PENDING = `
+local function livePending(key, now, prefix)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    if redis.call('HGET', prefix .. id, 'state') ~= 'offered' then redis.call('ZREM', key, id) end
+  end
+  return redis.call('ZCARD', key)
+end
+`;
+
+// KEYS: pending set   ARGV: nowMs, transfer key prefix
+const COUNT_PENDING = new LuaScript(`${LIVE_PENDING}
+return livePending(KEYS[1], ARGV[1], ARGV[2])
+`);
+
+// KEYS: transfer, transfersExpiring, fromDeviceTransfers, toDeviceTransfers, transferEvents, fromPendingSent, toPendingReceived
+// ARGV: fields (JSON flat array), ttlMs, expiresAtMs, id, maxlen, fromDevice, toDevice, atIso, nowMs, transfer key prefix,
+//       max pending sent by the sender, max pending received by the receiver (0: no cap)
+// Creates a transfer only if no transfer has this id (ids may come from a linked site) and both
+// devices are under their caps of open offers: 1 created, 0 id exists, -1 sender full, -2 receiver full.
+const CREATE_TRANSFER = new LuaScript(`${LIVE_PENDING}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local maxSent, maxReceived = tonumber(ARGV[11]), tonumber(ARGV[12])
+if maxSent > 0 and livePending(KEYS[6], ARGV[9], ARGV[10]) >= maxSent then return -1 end
+if maxReceived > 0 and livePending(KEYS[7], ARGV[9], ARGV[10]) >= maxReceived then return -2 end
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
@@ -186,9 +219,35 @@ redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[4])
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[6], ARGV[2])
+redis.call('ZADD', KEYS[7], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[7], ARGV[2])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'type', 'transfer.changed', 'id', ARGV[4], 'state', 'offered', 'from', ARGV[6], 'to', ARGV[7], 'at', ARGV[8])
 return 1
 `);
+
+const offerLimit = (who: string, max: number) =>
+  new AppError('rate_limited', `${who} already has ${max} open offers waiting for an answer: wait for answers, or withdraw some`, { retryAfter: 30, details: { limit: max } });
+
+/** Caps on open offers (0: none): how many one device may have sent, and have received. */
+export interface PendingCaps {
+  maxSent: number;
+  maxReceived: number;
+}
+
+/** One page of a device's transfers, newest first; `nextCursor` continues after its last one. */
+export interface TransferPage {
+  transfers: Transfer[];
+  nextCursor: string | null;
+}
+
+/** A page position: the last transfer shown (creation time and id, the listing order). */
+const encodeCursor = (t: { createdAt: string; id: string }) => Buffer.from(`${t.createdAt}|${t.id}`).toString('base64url');
+function decodeCursor(cursor: string): { createdAt: string; id: string } | null {
+  const [createdAt, id, extra] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  return createdAt && id && extra === undefined ? { createdAt, id } : null;
+}
 
 /**
  * Device-to-device transfers: offers and their state machine, kept in Redis with a TTL. Finished
@@ -201,7 +260,11 @@ export class RedisTransferStore {
     readonly retainMs = 3600_000,
   ) {}
 
-  create(t: { id: string; from: Transfer['from']; to: Transfer['to']; files: (OfferedFile & { n: number })[]; ttlMs: number }): Promise<Transfer> {
+  /**
+   * Records a new offer. With `caps`, refuses it (OfferLimitError) when the sender or the receiver
+   * already has that many open offers, atomically with the creation.
+   */
+  async create(t: { id: string; from: Transfer['from']; to: Transfer['to']; files: (OfferedFile & { n: number })[]; ttlMs: number }, caps: PendingCaps = { maxSent: 0, maxReceived: 0 }): Promise<Transfer> {
     const now = Date.now();
     const record: Transfer = {
       id: t.id,
@@ -227,36 +290,65 @@ export class RedisTransferStore {
       expiresAt: record.expiresAt,
       updatedAt: record.updatedAt,
     };
-    return withRedis(async () => {
-      const created = await CREATE_TRANSFER.run(this.redis, 5,
+    const created = await withRedis(() =>
+      CREATE_TRANSFER.run(this.redis, 7,
         keys.transfer(t.id), keys.transfersExpiring, keys.deviceTransfers(t.from.device), keys.deviceTransfers(t.to.device), keys.transferEvents,
-        JSON.stringify(Object.entries(fields).flat()), String(t.ttlMs + this.retainMs), String(now + t.ttlMs), t.id, String(EVENTS_MAXLEN), t.from.device, t.to.device, record.createdAt);
-      if (created !== 1) throw new TransferStateError('exists');
-      return record;
-    });
+        pendingKeys.sent(t.from.device), pendingKeys.received(t.to.device),
+        JSON.stringify(Object.entries(fields).flat()), String(t.ttlMs + this.retainMs), String(now + t.ttlMs), t.id, String(EVENTS_MAXLEN), t.from.device, t.to.device, record.createdAt,
+        String(now), keys.transfer(''), String(caps.maxSent), String(caps.maxReceived)),
+    );
+    if (created === -1) throw offerLimit('The sending device', caps.maxSent);
+    if (created === -2) throw offerLimit('The receiving device', caps.maxReceived);
+    if (created !== 1) throw new TransferStateError('exists');
+    return record;
   }
 
   get(id: string): Promise<Transfer | null> {
     return withRedis(async () => transferFromHash(await this.redis.hgetall(keys.transfer(id))));
   }
 
-  /** The transfers a device sends or receives that still exist, newest first. */
-  forDevice(deviceId: string): Promise<Transfer[]> {
+  /** How many open offers a device has sent (or received), stale entries dropped first. */
+  pendingCount(deviceId: string, side: 'sent' | 'received'): Promise<number> {
+    return withRedis(async () => Number(await COUNT_PENDING.run(this.redis, 1, pendingKeys[side](deviceId), String(Date.now()), keys.transfer(''))));
+  }
+
+  /**
+   * One page of the transfers a device sends or receives that still exist, newest first (ties by
+   * id), optionally only those in `state`. Only the page's records are read whole: the others are
+   * ordered by their creation time alone, so a long history costs ids, not records.
+   */
+  forDevice(deviceId: string, page: { limit: number; cursor?: string; state?: TransferState }): Promise<TransferPage> {
+    const after = page.cursor ? decodeCursor(page.cursor) : null;
+    if (page.cursor && !after) return Promise.reject(badInput('Not a cursor of this listing: start again without one'));
     return withRedis(async () => {
       const ids = await this.redis.smembers(keys.deviceTransfers(deviceId));
-      if (!ids.length) return [];
-      const pipe = this.redis.pipeline();
-      for (const id of ids) pipe.hgetall(keys.transfer(id));
-      const out: Transfer[] = [];
+      if (!ids.length) return { transfers: [], nextCursor: null };
+      const heads = this.redis.pipeline();
+      for (const id of ids) heads.hmget(keys.transfer(id), 'createdAt', 'state');
+      const listed: { id: string; createdAt: string }[] = [];
       const gone: string[] = [];
-      ((await pipe.exec()) ?? []).forEach(([err, h], i) => {
+      ((await heads.exec()) ?? []).forEach(([err, v], i) => {
         if (err) throw err;
-        const t = transferFromHash(h as Record<string, string>);
-        if (t) out.push(t);
-        else gone.push(ids[i]!);
+        const [createdAt, state] = v as [string | null, string | null];
+        if (!createdAt) gone.push(ids[i]!);
+        else if (!page.state || state === page.state) listed.push({ id: ids[i]!, createdAt });
       });
       if (gone.length) await this.redis.srem(keys.deviceTransfers(deviceId), ...gone);
-      return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      const newestFirst = (a: { id: string; createdAt: string }, b: { id: string; createdAt: string }) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id);
+      listed.sort(newestFirst);
+      const start = after ? listed.findIndex((t) => newestFirst(t, after) > 0) : 0;
+      const slice = start < 0 ? [] : listed.slice(start, start + page.limit);
+      if (!slice.length) return { transfers: [], nextCursor: null };
+      const bodies = this.redis.pipeline();
+      for (const t of slice) bodies.hgetall(keys.transfer(t.id));
+      const transfers: Transfer[] = [];
+      for (const [err, h] of (await bodies.exec()) ?? []) {
+        if (err) throw err;
+        const t = transferFromHash(h as Record<string, string>);
+        if (t) transfers.push(t);
+      }
+      const more = start + page.limit < listed.length;
+      return { transfers, nextCursor: more ? encodeCursor(slice[slice.length - 1]!) : null };
     });
   }
 

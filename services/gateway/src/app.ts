@@ -87,6 +87,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         log: deps.log.child({ component: 'sharing' }),
         guestSharing: config.sharing.guestSharing,
         offerTtlMs: config.sharing.offerTtlMs,
+        offerLimits: config.sharing.offers,
         federation: deps.federation,
         remote: new RemoteTransfers(deps.federation, deps.transfers, deps.log.child({ component: 'federation' })),
       });
@@ -103,6 +104,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     transfers: deps.transfers,
     relay: deps.relay,
     offerTtlMs: config.sharing.offerTtlMs,
+    offerLimits: config.sharing.offers,
   });
   app.addHook('onClose', async () => {
     deps.events.close();

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import { AppError } from '@nondivy/errors';
 
 /** The receiving side of a relayed file: its response, waiting for the sender's bytes. */
@@ -20,7 +19,7 @@ interface Slot {
 
 /**
  * The device-to-device relay: a sender's PUT and its receiver's GET of the same transfer file meet
- * here and are piped together, with back-pressure both ways. Nothing is written anywhere: memory per
+ * here and are copied together, with back-pressure both ways. Nothing is written anywhere: memory per
  * relayed file is the two sockets' buffers. Both must reach the same gateway process (one relay per
  * process); the side that comes first waits up to `waitMs` for the other.
  */
@@ -84,10 +83,11 @@ export class RelayHub {
   }
 
   /**
-   * The sender's side: waits for the receiver, then pipes `req` into its response. Resolves when
-   * the receiver has every byte; rejects (and cuts the receiver off, so it knows) on any failure.
+   * The sender's side: waits for the receiver, then copies `req` into its response. Resolves when
+   * the receiver has every byte; rejects (and cuts the receiver's connection, so it knows) on any
+   * failure: too many bytes (`too_large`), too few (`bad_input`), either side gone (`unavailable`).
    */
-  async send(key: string, req: IncomingMessage, size: number, onBytes: (n: number) => void = () => undefined): Promise<void> {
+  async send(key: string, req: IncomingMessage, size: number): Promise<void> {
     const receiver = await new Promise<Receiver>((resolve, reject) => {
       const slot = this.slots.get(key);
       if (slot?.senderWaiting) return reject(new AppError('conflict', 'This file is already being sent'));
@@ -108,24 +108,68 @@ export class RelayHub {
         }
       });
     });
-    let sent = 0;
-    // Bytes are counted on their way (no extra stream in between: the relay is CPU-bound); more than
-    // offered stops the transfer.
-    req.on('data', (chunk: Buffer) => {
-      sent += chunk.length;
-      onBytes(sent);
-      if (sent > size) req.destroy(new AppError('too_large', `More bytes than offered (${size})`));
-    });
     try {
       receiver.start();
-      await pipeline(req, receiver.res);
-      if (sent !== size) throw new AppError('bad_input', `Fewer bytes than offered (${sent} of ${size})`);
+      await copyExactly(req, receiver.res, size);
       receiver.done.resolve();
     } catch (err) {
+      // Destroyed, never ended: the receiver's response announced `size` bytes, so an ended
+      // response with fewer would leave its keep-alive connection waiting for the rest.
       receiver.res.destroy();
-      const failure = err instanceof AppError ? err : new AppError('unavailable', req.destroyed && !req.complete ? 'The sender went away' : 'The receiver went away', { cause: err });
+      const failure = err instanceof AppError ? err : new AppError('unavailable', 'The relay failed', { cause: err });
       receiver.done.reject(failure);
       throw failure;
     }
   }
+}
+
+/**
+ * Copies the sender's body into the receiver's response, which announced exactly `size` bytes, with
+ * back-pressure. The sender's length is never trusted (a chunked body has none): the bytes are
+ * counted, nothing beyond `size` is ever written (it would land on the receiver's keep-alive
+ * connection after the announced body, read as a response of the sender's choosing), and the
+ * response is ended only when the sender's body ended at exactly `size`. On failure the sender's
+ * body is left unread (the route answers it and closes its connection); the caller cuts the receiver.
+ */
+function copyExactly(req: IncomingMessage, res: ServerResponse, size: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let sent = 0;
+    let settled = false;
+    const settle = (err?: AppError) => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData).off('end', onEnd).off('close', onSenderClose).off('error', onSenderClose);
+      res.off('drain', onDrain).off('finish', onFinish).off('close', onReceiverClose);
+      if (!err) return resolve();
+      req.pause();
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      const room = size - sent;
+      if (chunk.length > room) {
+        if (room > 0) res.write(chunk.subarray(0, room));
+        sent = size;
+        return settle(new AppError('too_large', `More bytes than offered (${size})`));
+      }
+      sent += chunk.length;
+      if (!res.write(chunk)) req.pause();
+    };
+    const onDrain = () => req.resume();
+    const onEnd = () => {
+      if (sent !== size) return settle(new AppError('bad_input', `Fewer bytes than offered (${sent} of ${size})`));
+      req.off('close', onSenderClose).off('error', onSenderClose);
+      res.end();
+    };
+    const onFinish = () => settle();
+    const onSenderClose = () => {
+      if (!req.complete) settle(new AppError('unavailable', 'The sender went away'));
+    };
+    const onReceiverClose = () => {
+      if (!res.writableFinished) settle(new AppError('unavailable', 'The receiver went away'));
+    };
+    req.on('data', onData).once('end', onEnd).once('close', onSenderClose).once('error', onSenderClose);
+    res.on('drain', onDrain).once('finish', onFinish).once('close', onReceiverClose);
+    if (req.readableEnded) onEnd();
+    else req.resume();
+  });
 }

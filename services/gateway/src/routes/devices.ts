@@ -11,9 +11,10 @@ import {
   RouteTransferRequest,
   Transfer,
   TransferId,
-  type TransferState,
+  TransferState,
 } from '@nondivy/contracts';
-import { AppError, conflict, forbidden, notFound, unauthorized } from '@nondivy/errors';
+import type { OfferLimits } from '@nondivy/config';
+import { AppError, conflict, forbidden, notFound, tooLarge, unauthorized } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import { TransferStateError, type RedisDeviceStore, type RedisTransferStore, type StoredDevice } from '@nondivy/state';
 import type { FastifyRequest } from 'fastify';
@@ -30,6 +31,7 @@ export interface DeviceRouteOptions {
   log: Logger;
   guestSharing: boolean;
   offerTtlMs: number;
+  offerLimits: OfferLimits;
   federation: Federation;
   /** Transfers with a device of a linked site. */
   remote: RemoteTransfers;
@@ -69,6 +71,20 @@ function stateError(err: unknown, wanted: string): never {
   throw err;
 }
 
+/**
+ * Refuses an offer too big to keep: its file list is stored, listed to the receiver and sent to
+ * linked sites whole, so both its length and its size are bounded.
+ */
+export function checkOfferSize(files: { name: string }[], limits: Pick<OfferLimits, 'maxFiles' | 'maxBytes'>): void {
+  if (files.length > limits.maxFiles) throw tooLarge(`An offer may hold at most ${limits.maxFiles} files (this one has ${files.length}): send them in several offers`);
+  const bytes = Buffer.byteLength(JSON.stringify(files));
+  if (bytes > limits.maxBytes) throw tooLarge(`An offer's file list may take at most ${limits.maxBytes} bytes (this one takes ${bytes}): send the files in several offers`);
+}
+
+/** Transfers listed per page by default, and at most. */
+const TRANSFER_PAGE = 20;
+const TRANSFER_PAGE_MAX = 100;
+
 const TransferParams = z.object({ id: TransferId });
 const FileParams = z.object({ id: TransferId, n: z.coerce.number().int().nonnegative().max(100_000) });
 
@@ -78,6 +94,7 @@ const FileParams = z.object({ id: TransferId, n: z.coerce.number().int().nonnega
  */
 export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (app, opts) => {
   const { devices, transfers, relay, log, remote } = opts;
+  const caps = { maxSent: opts.offerLimits.maxPendingPerSender, maxReceived: opts.offerLimits.maxPendingPerReceiver };
   const device = async (req: FastifyRequest): Promise<StoredDevice> => {
     const d = await deviceFromRequest(devices, req);
     if (!d) throw unauthorized('Send this device\'s X-Device-Token');
@@ -153,8 +170,13 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
   app.post('/transfers', { schema: { tags: ['transfers'], summary: 'Offer files to a device', body: CreateTransferRequest, response: { 201: Transfer } } }, async (req, reply) => {
     const me = await device(req);
     if (me.id !== req.body.from) throw forbidden('`from` must be the device whose token is sent');
+    checkOfferSize(req.body.files, opts.offerLimits);
     if (req.body.to.includes('@')) {
-      const t = await remote.offer({ device: me.id, name: me.name, owner: me.owner }, req.body.to, req.body.files, opts.offerTtlMs, randomBytes(16).toString('base64url'));
+      // Checked before the linked site records the offer (and again, atomically, when we do).
+      if ((await transfers.pendingCount(me.id, 'sent')) >= caps.maxSent) {
+        throw new AppError('rate_limited', `The sending device already has ${caps.maxSent} open offers waiting for an answer: wait for answers, or withdraw some`, { retryAfter: 30 });
+      }
+      const t = await remote.offer({ device: me.id, name: me.name, owner: me.owner }, req.body.to, req.body.files, opts.offerTtlMs, randomBytes(16).toString('base64url'), caps);
       log.info({ transfer: t.id, from: me.id, to: req.body.to, files: t.files.length }, 'transfer offered to a linked site');
       return reply.code(201).send(t);
     }
@@ -175,18 +197,31 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
       to: { device: to.id, name: to.name, owner: to.owner },
       files: files.map((f, n) => ({ ...f, n })),
       ttlMs: opts.offerTtlMs,
-    });
+    }, caps);
     log.info({ transfer: t.id, from: me.id, to: to.id, files: files.length, bytes: files.reduce((s, f) => s + f.size, 0) }, 'transfer offered');
     return t;
   }
 
   app.get(
     '/transfers',
-    { schema: { tags: ['transfers'], summary: 'This device\'s transfers', querystring: z.object({ device: DeviceId.optional() }), response: { 200: z.object({ transfers: z.array(Transfer) }) } } },
+    {
+      schema: {
+        tags: ['transfers'],
+        summary: 'This device\'s transfers, newest first, a page at a time (follow `nextCursor`; `state` keeps only those in that state)',
+        querystring: z.object({
+          device: DeviceId.optional(),
+          state: TransferState.optional(),
+          limit: z.coerce.number().int().min(1).max(TRANSFER_PAGE_MAX).default(TRANSFER_PAGE),
+          cursor: z.string().max(200).optional(),
+        }),
+        response: { 200: z.object({ transfers: z.array(Transfer), nextCursor: z.string().nullable() }) },
+      },
+    },
     async (req) => {
       const me = await device(req);
       if (req.query.device && req.query.device !== me.id) throw forbidden('Not this device\'s token');
-      return { transfers: (await transfers.forDevice(me.id)).map((t) => viewFor(t, me)) };
+      const page = await transfers.forDevice(me.id, { limit: req.query.limit, cursor: req.query.cursor, state: req.query.state });
+      return { transfers: page.transfers.map((t) => viewFor(t, me)), nextCursor: page.nextCursor };
     },
   );
 
@@ -287,8 +322,9 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
       const reason = err instanceof AppError ? err.message : 'The relay failed';
       await fail(t.id, reason);
       if (!reply.raw.headersSent) {
-        reply.raw.writeHead(err instanceof AppError && err.kind === 'conflict' ? 409 : 504, { 'content-type': 'application/problem+json' });
-        reply.raw.end(JSON.stringify({ type: 'about:blank', title: 'Relay failed', status: 504, detail: reason }));
+        const status = err instanceof AppError && err.kind === 'conflict' ? 409 : 504;
+        reply.raw.writeHead(status, { 'content-type': 'application/problem+json' });
+        reply.raw.end(JSON.stringify({ type: 'about:blank', title: 'Relay failed', status, detail: reason }));
       } else reply.raw.destroy();
     }
   });

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Device, DeviceId, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState, type TransferState as State } from '@nondivy/contracts';
 import { AppError, badInput, conflict, notFound } from '@nondivy/errors';
 import { digestOfSha256 } from '@nondivy/federation';
+import type { OfferLimits } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { TransferStateError, type RedisDeviceStore, type RedisTransferStore } from '@nondivy/state';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -14,6 +15,7 @@ import type { GatewayDeps } from '../deps.js';
 import { type Federation, publicLink } from '../federation.js';
 import { requireAdmin } from '../plugins/authn.js';
 import type { RelayHub } from '../relay.js';
+import { checkOfferSize } from './devices.js';
 import { sendContent } from './library.js';
 
 declare module 'fastify' {
@@ -167,7 +169,7 @@ export class RemoteTransfers {
   ) {}
 
   /** Offers files to `DEVICE@SITE`; the linked site checks the device is online. */
-  async offer(from: { device: string; name: string; owner: string }, to: string, files: OfferedFile[], ttlMs: number, id: string): Promise<Transfer> {
+  async offer(from: { device: string; name: string; owner: string }, to: string, files: OfferedFile[], ttlMs: number, id: string, caps: { maxSent: number; maxReceived: number }): Promise<Transfer> {
     const at = to.lastIndexOf('@');
     const link = await this.federation.resolveSite(to.slice(at + 1));
     const remote = await this.federation.call(link, 'POST', '/federation/v1/transfers', Transfer, {
@@ -183,7 +185,7 @@ export class RemoteTransfers {
       to: { device: remote.to.device, name: remote.to.name, owner: '', site: link.siteId },
       files: files.map((f, n) => ({ ...f, n })),
       ttlMs,
-    });
+    }, caps);
   }
 
   /** Tells the other site of a state change made here (best effort: its own expiry covers a miss). */
@@ -224,7 +226,8 @@ export const peerRoutes: FastifyPluginAsyncZod<{
   transfers: RedisTransferStore;
   relay: RelayHub;
   offerTtlMs: number;
-}> = async (app, { deps, federation, devices, transfers, relay, offerTtlMs }) => {
+  offerLimits: OfferLimits;
+}> = async (app, { deps, federation, devices, transfers, relay, offerTtlMs, offerLimits }) => {
   rateLimit(app, 600, 60_000);
   // JSON bodies are kept as bytes too: their digest is part of the signature.
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (req, body, done) => {
@@ -303,6 +306,7 @@ export const peerRoutes: FastifyPluginAsyncZod<{
     },
     async (req, reply) => {
       const link = await verified(req);
+      checkOfferSize(req.body.files, offerLimits);
       const to = (await devices.get(req.body.to)) ?? (await devices.list()).find((d) => d.name === req.body.to);
       if (!to) throw conflict(`Device ${req.body.to} is not online`);
       if (await transfers.get(req.body.id)) throw conflict('A transfer with this id exists');
@@ -313,7 +317,7 @@ export const peerRoutes: FastifyPluginAsyncZod<{
         to: { device: to.id, name: to.name, owner: to.owner },
         files: req.body.files.map((f, n) => ({ ...f, n })),
         ttlMs: offerTtlMs,
-      });
+      }, { maxSent: offerLimits.maxPendingPerSender, maxReceived: offerLimits.maxPendingPerReceiver });
       req.log.info({ transfer: t.id, from: link.siteId, to: to.id }, 'transfer offered from a linked site');
       return reply.code(201).send(t);
     },
