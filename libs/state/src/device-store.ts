@@ -175,16 +175,8 @@ export class TransferStateError extends Error {
   }
 }
 
-/**
- * Sorted sets of a device's open offers (ids scored by their deadline, ms), the ones it sent and
- * the ones it received: they bound how many offers a device may have open. Entries are dropped
- * lazily (past their deadline, or no longer `offered`) each time one is counted, so each set stays
- * within its cap.
- */
-const pendingKeys = {
-  sent: (deviceId: string) => `${keys.deviceTransfers(deviceId)}:offered:sent`,
-  received: (deviceId: string) => `${keys.deviceTransfers(deviceId)}:offered:received`,
-};
+/** A device's open offers, sent and received (see `keys.deviceOffersSent`): they bound how many a device may have open. */
+const pendingKeys = { sent: keys.deviceOffersSent, received: keys.deviceOffersReceived };
 
 /** Counts a pending set after dropping stale entries (ARGV[1]: now ms, ARGV[2]: the transfer key prefix). */
 const LIVE_PENDING = `

@@ -68,6 +68,13 @@ export const keys = {
   transfersExpiring: `${PREFIX}transfers:expiring`,
   /** Set: the transfers a device is party to (cleaned as they expire). */
   deviceTransfers: (deviceId: string) => `${PREFIX}device:${deviceId}:transfers`,
+  /**
+   * Sorted sets of a device's open offers (ids scored by their deadline, ms), the ones it sent and the
+   * ones it received. Entries are dropped lazily (past their deadline, or no longer `offered`) each
+   * time one is counted, so each set stays within its cap.
+   */
+  deviceOffersSent: (deviceId: string) => `${PREFIX}device:${deviceId}:transfers:offered:sent`,
+  deviceOffersReceived: (deviceId: string) => `${PREFIX}device:${deviceId}:transfers:offered:received`,
   /** Stream: transfer.changed events. */
   transferEvents: `${PREFIX}events:transfers`,
   /** String with a TTL: a federation invite (hash of its secret → JSON), usable once. */
