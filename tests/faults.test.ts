@@ -1,19 +1,36 @@
 /**
  * Faults against the real stack: Redis or the S3 server stopped while the server runs (503 within
- * about two seconds, then full service again without a restart), and a server killed mid-upload
- * (its leftovers swept on the next start).
+ * about two seconds, each naming what is down, then full service again without a restart), the
+ * catalog as its own service stopped or cut from Redis, and a server killed mid-upload (its
+ * leftovers swept on the next start).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { buildCatalog } from '@nondivy/catalog';
+import { loadCatalogConfig, loadGatewayConfig } from '@nondivy/config';
+import { buildGateway, createGatewayDeps } from '@nondivy/gateway';
+import { createLogger } from '@nondivy/log';
+import { createRedis, waitForRedis, type Redis } from '@nondivy/state';
+import type { FastifyInstance } from 'fastify';
 import { bearer, login, rawRequest, upload } from './helpers/http.js';
 import { startRedis, startS3, tempDir, type TestRedis, type TestS3 } from './helpers/infra.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A 503 problem document's detail: what the client is told is down. */
+async function detail503(res: Response | Promise<Response>): Promise<string> {
+  const r = await res;
+  assert.equal(r.status, 503);
+  assert.equal(r.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+  return ((await r.json()) as { detail: string }).detail;
+}
+const DATABASE_DOWN = 'The database is unavailable';
+const BLOBS_DOWN = 'The blob store is unavailable';
 
 /** Polls `probe` until it returns true or `ms` pass; returns the time it took. */
 async function within(ms: number, probe: () => Promise<boolean>): Promise<number> {
@@ -68,10 +85,15 @@ describe('dependencies that go away and come back (s3 driver)', () => {
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
     assert.ok(elapsed < 2500, `answered in ${elapsed} ms`);
-    assert.ok(!/redis:\/\/|127\.0\.0\.1|ECONNREFUSED/.test(await res.text()), 'no internal details');
+    const text = await res.text();
+    assert.ok(!/redis:\/\/|127\.0\.0\.1|ECONNREFUSED/.test(text), 'no internal details');
+    assert.equal((JSON.parse(text) as { detail: string }).detail, DATABASE_DOWN);
     const t1 = Date.now();
-    assert.equal((await fetch(`${server.api}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":"admin","password":"admin-password"}' })).status, 503);
-    assert.equal((await upload(server.api, token, Buffer.from('x'), 'x.bin')).status, 503);
+    // Every 503 names the database, and none claims that uploads or downloads still work.
+    assert.equal(await detail503(fetch(`${server.api}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":"admin","password":"admin-password"}' })), DATABASE_DOWN);
+    assert.equal(await detail503(upload(server.api, token, Buffer.from('x'), 'x.bin')), DATABASE_DOWN);
+    assert.equal(await detail503(fetch(`${server.api}/library/${itemId}/content`)), DATABASE_DOWN);
+    assert.equal(await detail503(fetch(`${server.api}/library?q=kept`)), DATABASE_DOWN);
     assert.ok(Date.now() - t1 < 5000);
     assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'alive, just not ready');
@@ -89,12 +111,9 @@ describe('dependencies that go away and come back (s3 driver)', () => {
     const items = Number(redis.cli('zcard', 'nd:items:created'));
     await s3.stop();
     const t0 = Date.now();
-    const down = await fetch(`${server.api}/library/${itemId}/content`);
-    assert.equal(down.status, 503);
+    assert.equal(await detail503(fetch(`${server.api}/library/${itemId}/content`)), BLOBS_DOWN);
     assert.ok(Date.now() - t0 < 2500);
-    assert.equal(down.headers.get('content-type'), 'application/problem+json; charset=utf-8');
-    const up = await upload(server.api, token, randomBytes(MiB), 'during-outage.bin');
-    assert.equal(up.status, 503);
+    assert.equal(await detail503(upload(server.api, token, randomBytes(MiB), 'during-outage.bin')), BLOBS_DOWN);
     assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
     assert.equal((await fetch(`${server.api}/library/${itemId}`)).status, 200, 'metadata still answers');
     assert.equal(Number(redis.cli('zcard', 'nd:items:created')), items, 'the failed upload left no item');
@@ -110,6 +129,67 @@ describe('dependencies that go away and come back (s3 driver)', () => {
     assert.equal(res.status, 201);
     const { id } = (await res.json()) as { id: string };
     assert.equal(sha(Buffer.from(await (await fetch(`${server.api}/library/${id}/content`)).arrayBuffer())), sha(big));
+  });
+});
+
+describe('the catalog as its own service (as Compose runs it)', () => {
+  const log = createLogger('test', 'silent');
+  let redis: TestRedis;
+  let data: { path: string; cleanup(): void };
+  let client: Redis;
+  let catalog: FastifyInstance;
+  let gateway: FastifyInstance;
+  let api: string;
+  let token: string;
+
+  before(async () => {
+    redis = await startRedis();
+    data = tempDir();
+    client = createRedis(redis.url, log);
+    await waitForRedis(client, log);
+    const config = (catalogUrl: string) =>
+      loadGatewayConfig({ NONDIVY_DATA_DIR: data.path, REDIS_URL: redis.url, NONDIVY_CATALOG_URL: catalogUrl, NONDIVY_ADMIN_PASSWORD: 'admin-password' });
+    const deps = await createGatewayDeps(config('http://127.0.0.1:1'), log, client);
+    catalog = await buildCatalog(loadCatalogConfig({}), { log, redis: client, blobs: deps.blobs });
+    await catalog.listen({ host: '127.0.0.1', port: 0 });
+    const catalogUrl = `http://127.0.0.1:${(catalog.server.address() as { port: number }).port}`;
+    const gatewayDeps = await createGatewayDeps(config(catalogUrl), log, client);
+    await gatewayDeps.blobs.init(); // creates the blob folders, as start-up does
+    await gatewayDeps.auth.bootstrapAdmin('admin-password');
+    gateway = await buildGateway(config(catalogUrl), gatewayDeps);
+    await gateway.listen({ host: '127.0.0.1', port: 0 });
+    api = `http://127.0.0.1:${(gateway.server.address() as { port: number }).port}/api/v1`;
+    token = await login(api, 'admin', 'admin-password');
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await catalog?.close();
+    client?.disconnect();
+    await redis?.close();
+    data?.cleanup();
+  });
+
+  it('while Redis is down, a search names the database behind the catalog and promises nothing about uploads', async () => {
+    await redis.stop();
+    try {
+      const search = await detail503(fetch(`${api}/library?q=x`));
+      assert.match(search, /catalog service/);
+      assert.match(search, /database is unavailable/);
+      assert.doesNotMatch(search, /uploads and downloads still work/);
+      assert.equal(await detail503(upload(api, token, Buffer.from('x'), 'x.bin')), DATABASE_DOWN);
+    } finally {
+      await redis.start();
+    }
+    await within(5000, async () => (await fetch(`${api}/library?q=x`)).status === 200);
+  });
+
+  it('while the catalog service is down, a search names it, and uploads still work', async () => {
+    await catalog.close();
+    assert.equal(await detail503(fetch(`${api}/library?q=x`)), 'The catalog service does not answer: searching and browsing are unavailable');
+    assert.match(await detail503(fetch(`${api}/library/facets`)), /^The catalog service does not answer/);
+    const up = await upload(api, token, Buffer.from('still works'), 'still.txt');
+    assert.equal(up.status, 201, await up.clone().text());
   });
 });
 

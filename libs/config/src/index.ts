@@ -63,6 +63,10 @@ const gatewayVars = {
   NONDIVY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   NONDIVY_SESSION_TTL_HOURS: positiveInt.default(24 * 30),
   NONDIVY_CATALOG_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8081'),
+  NONDIVY_HTTP_BODY_TIMEOUT_SECONDS: positiveInt.default(10),
+  NONDIVY_HTTP_PROGRESS_TIMEOUT_SECONDS: positiveInt.default(30),
+  NONDIVY_HTTP_PROGRESS_MIN_BYTES: byteSize.default(64 * 1024).refine((n) => n > 0, 'must be positive'),
+  NONDIVY_HTTP_MAX_CONNECTIONS_PER_IP: positiveInt.default(64),
 };
 
 const catalogVars = {
@@ -135,7 +139,7 @@ export interface GatewayConfig {
   dataDir: string;
   redis: RedisConfig;
   blobs: BlobConfig;
-  http: { host: string; port: number; publicUrl?: string };
+  http: { host: string; port: number; publicUrl?: string; limits: HttpClientLimits };
   library: { maxUploadBytes: number; guestUpload: boolean; uploadLeaseSeconds: number };
   auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
   catalogUrl: string;
@@ -153,6 +157,18 @@ export interface OfferLimits {
   maxFiles: number;
   /** Bytes of one offer's file list (names, sizes, hashes) as JSON. */
   maxBytes: number;
+}
+
+/** How long the gateway waits for slow clients, and how many connections one address may hold. */
+export interface HttpClientLimits {
+  /** Request headers, and bodies that are not uploads or relayed files, must arrive within this time. */
+  bodyTimeoutMs: number;
+  /** An upload or relayed file must deliver `progressMinBytes` per window of this length… */
+  progressWindowMs: number;
+  /** …counting only the time the gateway is waiting for its bytes. */
+  progressMinBytes: number;
+  /** Open connections from one client address; more are answered 429 and closed. */
+  maxConnectionsPerIp: number;
 }
 
 export interface SharingConfig {
@@ -232,7 +248,17 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   return {
     ...base,
     blobs,
-    http: { host: e.NONDIVY_HTTP_HOST, port: e.NONDIVY_HTTP_PORT, publicUrl: e.NONDIVY_PUBLIC_URL },
+    http: {
+      host: e.NONDIVY_HTTP_HOST,
+      port: e.NONDIVY_HTTP_PORT,
+      publicUrl: e.NONDIVY_PUBLIC_URL,
+      limits: {
+        bodyTimeoutMs: e.NONDIVY_HTTP_BODY_TIMEOUT_SECONDS * 1000,
+        progressWindowMs: e.NONDIVY_HTTP_PROGRESS_TIMEOUT_SECONDS * 1000,
+        progressMinBytes: e.NONDIVY_HTTP_PROGRESS_MIN_BYTES,
+        maxConnectionsPerIp: e.NONDIVY_HTTP_MAX_CONNECTIONS_PER_IP,
+      },
+    },
     library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, guestUpload: e.NONDIVY_GUEST_UPLOAD, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
     auth: {
       adminPassword: e.NONDIVY_ADMIN_PASSWORD,

@@ -14,9 +14,13 @@ import { deviceFromRequest, deviceRoutes } from './routes/devices.js';
 import { federationRoutes, peerRoutes, RemoteTransfers } from './routes/federation.js';
 import { eventRoutes } from './routes/events.js';
 import { libraryRoutes } from './routes/library.js';
+import { guardSlowClients, slowClientServerOptions } from './plugins/slow-clients.js';
 
 /** Largest JSON body the API accepts (logins, edits): uploads go through multipart instead. */
 const JSON_BODY_LIMIT = 64 * 1024;
+
+/** How long an idle keep-alive connection stays open between requests. */
+const IDLE_KEEP_ALIVE_MS = 5000;
 
 /**
  * Builds the gateway — the public REST API — without listening, so tests and the standalone
@@ -32,14 +36,19 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     requestIdHeader: 'x-request-id',
     genReqId: () => randomBytes(8).toString('hex'),
     routerOptions: { maxParamLength: 200 },
-    // Uploads of many gigabytes may take a while; idle sockets are still closed by keep-alive timeouts.
+    // No deadline for a whole request: uploads of many gigabytes may take hours. Slow clients are
+    // cut by rate and by deadline per kind of body instead (plugins/slow-clients.ts).
     requestTimeout: 0,
+    http: slowClientServerOptions(config.http.limits),
+    // An idle keep-alive connection is closed after this long (Node's default; fastify's is 72 s).
+    keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
     return503OnClosing: true,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  guardSlowClients(app, config.http.limits, deps.log);
 
   await app.register(swagger, {
     openapi: {

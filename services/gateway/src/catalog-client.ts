@@ -7,10 +7,19 @@ export interface CatalogApi {
   facets(query: SearchQuery): Promise<Facets>;
 }
 
+/** The catalog's own problem detail, shortened: its messages are safe to show by design. */
+async function detailOf(res: Response): Promise<string> {
+  const body = (await res.json().catch(() => ({}))) as { detail?: unknown };
+  const detail = typeof body.detail === 'string' && body.detail.trim() ? body.detail.trim().slice(0, 200) : `it answered ${res.status}`;
+  return detail.charAt(0).toLowerCase() + detail.slice(1);
+}
+
 /**
  * The gateway's client of the catalog service (searches, browsing, facets). A catalog that does not
  * answer within the timeout, or answers 5xx, is `unavailable` (503 to the caller); its 4xx answers
- * keep their meaning.
+ * keep their meaning. The 503's detail says which part is down: the catalog service itself (nothing
+ * else is then implied), or what the catalog reports as down behind it (usually the database, which
+ * uploads and downloads need too — so no promise is made about them).
  */
 export class CatalogClient implements CatalogApi {
   constructor(
@@ -29,11 +38,10 @@ export class CatalogClient implements CatalogApi {
     try {
       res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
-      throw unavailable('The catalogue is unavailable; uploads and downloads still work', err);
+      throw unavailable('The catalog service does not answer: searching and browsing are unavailable', err);
     }
     if (res.status >= 500) {
-      await res.body?.cancel();
-      throw unavailable('The catalogue is unavailable; uploads and downloads still work');
+      throw unavailable(`The catalog service cannot search right now: ${await detailOf(res)}`);
     }
     const body = (await res.json().catch(() => ({}))) as { detail?: string; errors?: unknown };
     if (res.status >= 400) {

@@ -6,11 +6,15 @@ import type { FastifyInstance } from 'fastify';
 import { buildGateway } from './app.js';
 import type { CatalogApi } from './catalog-client.js';
 import { createGatewayDeps, type GatewayDeps } from './deps.js';
+import { advertisedUrls } from './lan-url.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
   deps: GatewayDeps;
+  /** A URL of this process on the address it listens on (loopback for a wildcard listen). */
   url: string;
+  /** How clients reach the site: NONDIVY_PUBLIC_URL when set, else the first LAN address. */
+  publicUrl: string;
   /** Stops accepting, finishes in-flight requests, stops the sweeper and closes the blob store. */
   close(): Promise<void>;
 }
@@ -41,11 +45,13 @@ export async function startGateway(config: GatewayConfig, log: Logger, redis: Re
   const port = (app.server.address() as { port: number }).port;
   const shownHost = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
   const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
-  log.info({ address, url, docs: `${url}/docs`, blobs: config.blobs.driver }, 'gateway listening');
+  const urls = advertisedUrls(config.http.host, port, config.http.publicUrl);
+  log.info({ address, url: urls[0], ...(urls.length > 1 ? { urls } : {}), docs: `${urls[0]}/docs`, blobs: config.blobs.driver }, 'gateway listening');
   return {
     app,
     deps,
     url,
+    publicUrl: urls[0]!,
     close: async () => {
       stopSweeper();
       await app.close();
