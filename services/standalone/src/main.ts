@@ -59,7 +59,7 @@ async function main() {
       redis,
     );
     closers.push(discovery.close);
-    log.info({ url: gateway.url, docs: `${gateway.url}/docs`, ftpPort: ftp.ftp.port, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
+    log.info({ url: gateway.publicUrl, docs: `${gateway.publicUrl}/docs`, ftpPort: ftp.ftp.port, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
   } catch (err) {
     log.fatal({ err }, 'start-up failed');
     await stop();
