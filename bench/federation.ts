@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '@nondivy/log';
-import { freePort } from '@nondivy/standalone';
+import { freePort } from '../tests/helpers/ports.js';
 import { createRedis, keys, RedisLibraryState, waitForRedis } from '@nondivy/state';
 import { commitItems, percentile, pick, WORDS } from './search.js';
 

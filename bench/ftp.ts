@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { freePort } from '@nondivy/standalone';
+import { freePort } from '../tests/helpers/ports.js';
 import type { BlobStore } from '@nondivy/storage';
 
 const MiB = 1024 * 1024;

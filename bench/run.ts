@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { byteSize } from '@nondivy/config';
 import { createLogger } from '@nondivy/log';
-import { freePort } from '@nondivy/standalone';
+import { freePort } from '../tests/helpers/ports.js';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@nondivy/storage';
 import { randomBytes } from 'node:crypto';
 import { federationBench } from './federation.js';

@@ -16,7 +16,7 @@ import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '@nondivy/standalone';
+import { freePort } from './ports.js';
 import type { TestRedis, TestS3 } from './infra.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import S3rver from 's3rver';
-import { freePort } from '@nondivy/standalone';
+import { freePort } from './ports.js';
 import { startMinioContainer, startRedisContainer, testInfra } from './containers.js';
 
 export { freePort, testInfra };

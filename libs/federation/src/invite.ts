@@ -28,6 +28,8 @@ export function decodeInvite(code: string): Invite {
   } catch {
     throw bad();
   }
+  // `null` is valid JSON too: reading a field of it would throw a TypeError (a 500, not a refusal).
+  if (typeof obj !== 'object' || obj === null) throw bad();
   if (typeof obj.u !== 'string' || typeof obj.i !== 'string' || typeof obj.k !== 'string' || typeof obj.s !== 'string') throw bad();
   let url: URL;
   try {

@@ -1,6 +1,10 @@
-/** RFC 8187 value encoding: UTF-8, percent-encoding everything but attr-char. */
+/**
+ * RFC 8187 value encoding: UTF-8, percent-encoding everything but attr-char. A lone surrogate (a JSON
+ * body may carry one as `\ud800`) has no UTF-8 form: the round trip through a Buffer turns it into
+ * U+FFFD, where encodeURIComponent would throw.
+ */
 function encodeExtValue(value: string): string {
-  return encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(Buffer.from(value, 'utf8').toString('utf8')).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /**

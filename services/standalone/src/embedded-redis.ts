@@ -4,8 +4,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '@nondivy/log';
 
-/** A free TCP port on the loopback interface. */
-export function freePort(): Promise<number> {
+/** A free TCP port on the loopback interface, for the embedded Redis. */
+function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();

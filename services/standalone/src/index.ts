@@ -1,1 +1,1 @@
-export { startEmbeddedRedis, freePort, RedisNotInstalledError, type EmbeddedRedis } from './embedded-redis.js';
+export { startEmbeddedRedis, RedisNotInstalledError, type EmbeddedRedis } from './embedded-redis.js';

@@ -1,0 +1,94 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
+
+describe('safeFilename', () => {
+  it('keeps an ordinary name as it is', () => {
+    assert.equal(safeFilename('Report 2024 (final).pdf'), 'Report 2024 (final).pdf');
+    assert.equal(safeFilename('日本語のファイル.txt'), '日本語のファイル.txt');
+  });
+
+  it('keeps the last path segment only, with / and \\ both separators', () => {
+    assert.equal(safeFilename('../../etc/passwd'), 'passwd');
+    assert.equal(safeFilename('..\\..\\windows\\win.ini'), 'win.ini');
+    assert.equal(safeFilename('C:\\Users\\me\\photo.jpg'), 'photo.jpg');
+    assert.equal(safeFilename('dir/sub/'), 'sub');
+  });
+
+  it('removes control, bidi-override, zero-width and BOM characters', () => {
+    assert.equal(safeFilename('a\u0000b\u001f\u007f\u0085c.txt'), 'abc.txt');
+    assert.equal(safeFilename('invoice\u202Efdp.exe'), 'invoicefdp.exe');
+    assert.equal(safeFilename('\uFEFF\u200Bname\u2066\u2069\u061C.txt'), 'name.txt');
+  });
+
+  it('replaces characters reserved on common file systems', () => {
+    assert.equal(safeFilename('a:b*c?"d<e>f|g.txt'), 'a_b_c__d_e_f_g.txt');
+  });
+
+  it('collapses runs of white space and strips leading dots and trailing dots and spaces', () => {
+    assert.equal(safeFilename('a \u00a0  b.txt'), 'a b.txt');
+    assert.equal(safeFilename('.bashrc'), 'bashrc');
+    assert.equal(safeFilename(' ...hidden'), 'hidden');
+    assert.equal(safeFilename('name. . '), 'name');
+  });
+
+  it('prefixes Windows device names, with or without an extension, in any case', () => {
+    assert.equal(safeFilename('CON'), '_CON');
+    assert.equal(safeFilename('nul.txt'), '_nul.txt');
+    assert.equal(safeFilename('com1.log'), '_com1.log');
+    assert.equal(safeFilename('Lpt9'), '_Lpt9');
+    assert.equal(safeFilename('console.txt'), 'console.txt');
+  });
+
+  it('falls back when nothing is left', () => {
+    for (const raw of [undefined, null, '', '...', '///', '\u0000\u202E', ' . ']) assert.equal(safeFilename(raw), 'file', JSON.stringify(raw));
+    assert.equal(safeFilename('..', 'upload'), 'upload');
+  });
+
+  it('normalises to NFC', () => {
+    assert.equal(safeFilename('e\u0301te\u0301.txt'), '\u00e9t\u00e9.txt');
+  });
+
+  it('cuts a name to 255 UTF-8 bytes and keeps its extension, never splitting a character', () => {
+    const ascii = safeFilename(`${'a'.repeat(300)}.pdf`);
+    assert.equal(ascii, `${'a'.repeat(251)}.pdf`);
+    assert.equal(safeFilename(`${'é'.repeat(200)}.txt`), `${'é'.repeat(125)}.txt`);
+    assert.equal(safeFilename(`${'😀'.repeat(100)}.mp3`), `${'😀'.repeat(62)}.mp3`);
+  });
+
+  it('does not keep an "extension" longer than 16 characters when cutting', () => {
+    const name = safeFilename(`${'a'.repeat(300)}.${'b'.repeat(20)}`);
+    assert.equal(name, 'a'.repeat(255));
+  });
+
+  it('does not leave a trailing dot or space where it cut', () => {
+    assert.equal(safeFilename(`${'a'.repeat(250)} ...x${'y'.repeat(30)}.txt`), `${'a'.repeat(250)}.txt`);
+  });
+});
+
+describe('truncateUtf8', () => {
+  it('keeps whole characters within the byte budget', () => {
+    assert.equal(truncateUtf8('abc', 3), 'abc');
+    assert.equal(truncateUtf8('abc', 2), 'ab');
+    assert.equal(truncateUtf8('日本語', 7), '日本');
+    assert.equal(truncateUtf8('😀😀', 5), '😀');
+    assert.equal(truncateUtf8('😀', 3), '');
+  });
+});
+
+describe('titleFromFilename', () => {
+  it('is the stem with _ and . turned into single spaces', () => {
+    assert.equal(titleFromFilename('my_holiday.photo.jpg'), 'my holiday photo');
+    assert.equal(titleFromFilename('__a__b__.txt'), 'a b');
+    assert.equal(titleFromFilename('README'), 'README');
+  });
+
+  it('keeps a leading-dot name whole and falls back to the file name when the stem is empty', () => {
+    assert.equal(titleFromFilename('.hidden'), 'hidden');
+    assert.equal(titleFromFilename('___.mp3'), '___.mp3');
+  });
+
+  it('is at most 300 UTF-8 bytes', () => {
+    assert.equal(titleFromFilename(`${'é'.repeat(200)}.txt`), 'é'.repeat(150));
+  });
+});
