@@ -10,8 +10,8 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fast
 import type { GatewayDeps } from './deps.js';
 import { authn } from './plugins/authn.js';
 import { authRoutes } from './routes/auth.js';
-import { deviceFromRequest, deviceRoutes } from './routes/devices.js';
-import { federationRoutes, peerRoutes, RemoteTransfers } from './routes/federation.js';
+import { deviceRoutes } from './routes/devices.js';
+import { federationRoutes, peerRoutes } from './routes/federation.js';
 import { eventRoutes } from './routes/events.js';
 import { libraryRoutes } from './routes/library.js';
 import { guardSlowClients, slowClientServerOptions } from './plugins/slow-clients.js';
@@ -88,33 +88,14 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   await app.register(
     async (api) => {
       await api.register(authRoutes, { deps });
-      await api.register(eventRoutes, { hub: deps.events, deviceOf: async (req) => (await deviceFromRequest(deps.devices, req))?.id ?? null });
-      await api.register(deviceRoutes, {
-        devices: deps.devices,
-        transfers: deps.transfers,
-        relay: deps.relay,
-        log: deps.log.child({ component: 'sharing' }),
-        guestSharing: config.sharing.guestSharing,
-        offerTtlMs: config.sharing.offerTtlMs,
-        offerLimits: config.sharing.offers,
-        federation: deps.federation,
-        remote: new RemoteTransfers(deps.federation, deps.transfers, deps.log.child({ component: 'federation' })),
-      });
+      await api.register(eventRoutes, { hub: deps.events, deviceOf: async (req) => (await deps.sharing.deviceOf(req))?.id ?? null });
+      await api.register(deviceRoutes, { sharing: deps.sharing, guestSharing: config.sharing.guestSharing });
       await api.register(federationRoutes, { deps, federation: deps.federation });
       await api.register(libraryRoutes, { deps, guestUpload: config.library.guestUpload, maxUploadBytes: config.library.maxUploadBytes });
     },
     { prefix: '/api/v1' },
   );
-  await app.register(peerRoutes, {
-    prefix: '/federation/v1',
-    deps,
-    federation: deps.federation,
-    devices: deps.devices,
-    transfers: deps.transfers,
-    relay: deps.relay,
-    offerTtlMs: config.sharing.offerTtlMs,
-    offerLimits: config.sharing.offers,
-  });
+  await app.register(peerRoutes, { prefix: '/federation/v1', deps });
   app.addHook('onClose', async () => {
     deps.events.close();
     deps.federation.stop();

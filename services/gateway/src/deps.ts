@@ -9,6 +9,8 @@ import { lanUrl } from './lan-url.js';
 import { createBlobStore, type BlobStore, type Library } from '@nondivy/storage';
 import { type CatalogApi, CatalogClient } from './catalog-client.js';
 import { EventHub } from './event-hub.js';
+import { RemoteTransfers } from './sharing/remote-transfers.js';
+import { Sharing } from './sharing/sharing.js';
 
 /** What the gateway is built from: real clients in production, the same real clients in tests. */
 export interface GatewayDeps {
@@ -23,6 +25,8 @@ export interface GatewayDeps {
   transfers: RedisTransferStore;
   relay: RelayHub;
   federation: Federation;
+  /** Device sharing's rules (offers, state moves, relay, linked sites' devices): the routes call these. */
+  sharing: Sharing;
 }
 
 /** Wires the gateway's dependencies from its configuration and an open Redis connection. */
@@ -30,16 +34,26 @@ export async function createGatewayDeps(config: GatewayConfig, log: Logger, redi
   const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
   const library = createLibrary({ redis, blobs, log, ...config.library });
   const auth = createAuthService(redis, config.auth);
+  const devices = new RedisDeviceStore(redis, config.sharing.presenceTtlMs);
+  const transfers = new RedisTransferStore(redis);
+  const relay = new RelayHub(config.sharing.relayWaitMs);
+  const federation = await Federation.create({
+    store: new RedisFederationStore(redis),
+    log: log.child({ component: 'federation' }),
+    siteName: config.siteName,
+    publicUrl: config.http.publicUrl ?? lanUrl(config.http.port),
+    ...config.federation,
+  });
+  const sharing = new Sharing({
+    devices,
+    transfers,
+    relay,
+    remote: new RemoteTransfers(federation, transfers, log.child({ component: 'federation' })),
+    federation,
+    log: log.child({ component: 'sharing' }),
+    offerTtlMs: config.sharing.offerTtlMs,
+    limits: config.sharing.offers,
+  });
   return { log, redis, blobs, library, auth, catalog: options.catalog ?? new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ worker: 'events' })),
-    devices: new RedisDeviceStore(redis, config.sharing.presenceTtlMs),
-    transfers: new RedisTransferStore(redis),
-    relay: new RelayHub(config.sharing.relayWaitMs),
-    federation: await Federation.create({
-      store: new RedisFederationStore(redis),
-      log: log.child({ component: 'federation' }),
-      siteName: config.siteName,
-      publicUrl: config.http.publicUrl ?? lanUrl(config.http.port),
-      ...config.federation,
-    }),
-  };
+    devices, transfers, relay, federation, sharing };
 }

@@ -1,12 +1,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Device, DeviceId, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState, type TransferState as State } from '@nondivy/contracts';
-import { AppError, badInput, conflict, notFound } from '@nondivy/errors';
+import { Device, DeviceId, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState } from '@nondivy/contracts';
+import { AppError, badInput } from '@nondivy/errors';
 import { digestOfSha256 } from '@nondivy/federation';
-import type { OfferLimits } from '@nondivy/config';
-import type { Logger } from '@nondivy/log';
-import { TransferStateError, type RedisDeviceStore, type RedisTransferStore } from '@nondivy/state';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -14,8 +11,6 @@ import { contentDispositionFor } from '@nondivy/http';
 import type { GatewayDeps } from '../deps.js';
 import { type Federation, publicLink } from '../federation.js';
 import { requireAdmin } from '../plugins/authn.js';
-import type { RelayHub } from '../relay.js';
-import { checkOfferSize } from './devices.js';
 import { sendContent } from './library.js';
 
 declare module 'fastify' {
@@ -158,76 +153,12 @@ export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federa
 };
 
 /**
- * Transfers whose other device is on a linked site: the offer, state changes and bytes are passed
- * between the two gateways (signed), and each side keeps a record under the same transfer id.
- */
-export class RemoteTransfers {
-  constructor(
-    private readonly federation: Federation,
-    private readonly transfers: RedisTransferStore,
-    private readonly log: Logger,
-  ) {}
-
-  /** Offers files to `DEVICE@SITE`; the linked site checks the device is online. */
-  async offer(from: { device: string; name: string; owner: string }, to: string, files: OfferedFile[], ttlMs: number, id: string, caps: { maxSent: number; maxReceived: number }): Promise<Transfer> {
-    const at = to.lastIndexOf('@');
-    const link = await this.federation.resolveSite(to.slice(at + 1));
-    const remote = await this.federation.call(link, 'POST', '/federation/v1/transfers', Transfer, {
-      id,
-      from: { device: from.device, name: from.name },
-      to: to.slice(0, at),
-      files,
-    });
-    if (!DeviceId.safeParse(remote.to.device).success || remote.id !== id) throw new AppError('unavailable', `${link.name} answered the offer in an unexpected shape`);
-    return this.transfers.create({
-      id,
-      from,
-      to: { device: remote.to.device, name: remote.to.name, owner: '', site: link.siteId },
-      files: files.map((f, n) => ({ ...f, n })),
-      ttlMs,
-    }, caps);
-  }
-
-  /** Tells the other site of a state change made here (best effort: its own expiry covers a miss). */
-  forward(t: Transfer): void {
-    const site = t.from.site ?? t.to.site;
-    if (!site) return;
-    void (async () => {
-      try {
-        await this.federation.call(await this.federation.link(site), 'POST', `/federation/v1/transfers/${t.id}/state`, z.unknown(), { state: t.state, reason: t.reason ?? undefined });
-      } catch (err) {
-        this.log.warn({ transfer: t.id, site, err: { message: (err as Error).message } }, 'could not tell the linked site of a transfer change');
-      }
-    })();
-  }
-
-  /** Streams a file our sender PUTs on to the receiving site's relay. */
-  async send(t: Transfer, n: number, body: Readable): Promise<void> {
-    const file = t.files[n]!;
-    const link = await this.federation.link(t.to.site!);
-    const res = await this.federation.request(link, 'PUT', `/federation/v1/transfers/${t.id}/files/${n}`, { body, digest: digestOfSha256(file.sha256), timeoutMs: null });
-    if (!res.ok) {
-      const detail = ((await res.json().catch(() => ({}))) as { detail?: string }).detail;
-      throw new AppError('unavailable', `${link.name}: ${detail ?? `relay answered ${res.status}`}`);
-    }
-    await res.body?.cancel();
-  }
-}
-
-/**
  * Server-to-server routes under /federation/v1, called by linked sites only: every request is
  * verified (signature, key of the link, clock window, nonce, body digest) before anything else,
  * except the handshake, which is authorised by the invite's one-time secret.
  */
-export const peerRoutes: FastifyPluginAsyncZod<{
-  deps: GatewayDeps;
-  federation: Federation;
-  devices: RedisDeviceStore;
-  transfers: RedisTransferStore;
-  relay: RelayHub;
-  offerTtlMs: number;
-  offerLimits: OfferLimits;
-}> = async (app, { deps, federation, devices, transfers, relay, offerTtlMs, offerLimits }) => {
+export const peerRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
+  const { federation, sharing } = deps;
   rateLimit(app, 600, 60_000);
   // JSON bodies are kept as bytes too: their digest is part of the signature.
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (req, body, done) => {
@@ -290,10 +221,10 @@ export const peerRoutes: FastifyPluginAsyncZod<{
     },
   });
 
-  // Linked sites see devices' names (to send to them), never their owners' accounts.
+  // Device sharing with linked sites: the rules (and what each side may do) live in `sharing`.
   app.get('/devices', { schema: { response: { 200: z.object({ devices: z.array(Device) }) } } }, async (req) => {
     await verified(req);
-    return { devices: (await devices.list()).map((d) => ({ id: d.id, name: d.name, owner: '', since: d.since, lastSeen: d.lastSeen, directUrl: null })) };
+    return { devices: await sharing.devicesForSites() };
   });
 
   app.post(
@@ -304,61 +235,23 @@ export const peerRoutes: FastifyPluginAsyncZod<{
         response: { 201: Transfer },
       },
     },
-    async (req, reply) => {
-      const link = await verified(req);
-      checkOfferSize(req.body.files, offerLimits);
-      const to = (await devices.get(req.body.to)) ?? (await devices.list()).find((d) => d.name === req.body.to);
-      if (!to) throw conflict(`Device ${req.body.to} is not online`);
-      if (await transfers.get(req.body.id)) throw conflict('A transfer with this id exists');
-      if (await devices.get(req.body.from.device)) throw conflict('The sending device id is one of this site\'s devices');
-      const t = await transfers.create({
-        id: req.body.id,
-        from: { device: req.body.from.device, name: req.body.from.name, owner: '', site: link.siteId },
-        to: { device: to.id, name: to.name, owner: to.owner },
-        files: req.body.files.map((f, n) => ({ ...f, n })),
-        ttlMs: offerTtlMs,
-      }, { maxSent: offerLimits.maxPendingPerSender, maxReceived: offerLimits.maxPendingPerReceiver });
-      req.log.info({ transfer: t.id, from: link.siteId, to: to.id }, 'transfer offered from a linked site');
-      return reply.code(201).send(t);
-    },
+    async (req, reply) => reply.code(201).send(await sharing.offerFromSite(await verified(req), req.body)),
   );
-
-  // What a linked site may change depends on its side of the transfer: the receiving side answers
-  // the offer and confirms delivery; the sending side can only give up.
-  const MOVES: Record<'sender' | 'receiver', Partial<Record<State, State[]>>> = {
-    receiver: { accepted: ['offered'], rejected: ['offered'], expired: ['offered'], cancelled: ['offered', 'accepted'], completed: ['accepted'], failed: ['offered', 'accepted'] },
-    sender: { expired: ['offered'], cancelled: ['offered', 'accepted'], failed: ['offered', 'accepted'] },
-  };
 
   app.post(
     '/transfers/:id/state',
     { schema: { params: z.object({ id: TransferId }), body: z.strictObject({ state: TransferState, reason: z.string().max(500).optional() }) } },
     async (req, reply) => {
-      const link = await verified(req);
-      const t = await transfers.get(req.params.id);
-      if (!t || (t.from.site !== link.siteId && t.to.site !== link.siteId)) throw notFound('No such transfer');
-      const side = t.from.site === link.siteId ? 'sender' : 'receiver';
-      const from = MOVES[side][req.body.state];
-      if (!from) throw new AppError('forbidden', `The ${side}'s site cannot set state ${req.body.state}`);
-      try {
-        await transfers.transition(t.id, from, req.body.state, req.body.reason ? { reason: req.body.reason } : {});
-      } catch (err) {
-        if (!(err instanceof TransferStateError)) throw err;
-        if (err.state !== req.body.state) throw conflict(`The transfer is ${err.state}`);
-      }
+      await sharing.moveFromSite(await verified(req), req.params.id, req.body.state, req.body.reason);
       return reply.code(204).send();
     },
   );
 
   app.put('/transfers/:id/files/:n', { schema: { params: z.object({ id: TransferId, n: z.coerce.number().int().nonnegative().max(100_000) }) } }, async (req, reply) => {
-    const t = await transfers.get(req.params.id);
-    const file = t?.files[req.params.n];
-    const link = await verified(req, file ? digestOfSha256(file.sha256) : undefined);
-    if (!t || !file || t.from.site !== link.siteId) throw notFound('No such transfer file');
-    if (t.state !== 'accepted') throw conflict(`The transfer is ${t.state}`);
-    await transfers.set(t.id, { route: 'relay' });
-    await relay.send(`${t.id}/${req.params.n}`, req.raw, file.size);
+    // The body is streamed: the signature covers the digest of the file offered, read first.
+    const target = await sharing.fileForSite(req.params.id, req.params.n);
+    const link = await verified(req, target ? digestOfSha256(target.file.sha256) : undefined);
+    await sharing.relayFromSite(link, target, req.params.n, req.raw);
     return reply.code(204).send();
   });
-
 };
