@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { dataSocket, ftpClient, RawFtp } from './helpers/ftp.js';
+import { passive, portClosed, readAll } from './helpers/ftp-passive.js';
 import { bearer, login, upload } from './helpers/http.js';
 import { startRedis, startS3, tempDir, type TestRedis, type TestS3 } from './helpers/infra.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -602,6 +604,155 @@ describe('FTP hardening', () => {
       await within(8000, async () => (await c.send('SIZE /library/other/guarded.bin'))?.code === 213);
     } finally {
       c.close();
+    }
+  });
+});
+
+describe('FTP passive ports shared fairly between addresses, and the command line cap', () => {
+  let s: Site;
+  /** The default share: a quarter of the range (the test range has 8 ports: 2 each). */
+  let share: number;
+  before(async () => {
+    s = await site({ NONDIVY_FTP_PASV_TIMEOUT_SECONDS: '1', NONDIVY_FTP_DATA_TIMEOUT_SECONDS: '10' });
+    const [first, last] = s.server.pasvRange.split('-').map(Number) as [number, number];
+    share = Math.max(1, Math.floor((last - first + 1) / 4));
+  });
+  after(async () => s?.close());
+
+  async function sessions(address: string, n: number): Promise<RawFtp[]> {
+    const out: RawFtp[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = await RawFtp.open(s.server.ftpPort, address);
+      assert.equal((await c.login())?.code, 230);
+      out.push(c);
+    }
+    return out;
+  }
+
+  it('one address holds at most its share of passive ports (PASV and EPSV); another address still gets one and can LIST and RETR; active mode is unaffected', async () => {
+    const bytes = randomBytes(50_000);
+    await upload(s.server.api, s.admin, bytes, 'fair.bin');
+    const open: RawFtp[] = [];
+    try {
+      // Three addresses, four sessions each, every session asking for a passive port.
+      for (const address of ['127.0.0.21', '127.0.0.22', '127.0.0.23']) {
+        const mine = await sessions(address, 4);
+        open.push(...mine);
+        let granted = 0;
+        for (const [i, c] of mine.entries()) {
+          const { reply, port } = await passive(c, i % 2 ? 'EPSV' : 'PASV');
+          if (port) granted++;
+          else {
+            assert.equal(reply?.code, 451, reply?.text);
+            assert.match(reply!.text, /your address/);
+          }
+        }
+        assert.equal(granted, share, `${address} holds ${granted} passive ports`);
+      }
+      // Another address gets a port and transfers.
+      const victim = (await sessions('127.0.0.24', 1))[0]!;
+      open.push(victim);
+      const list = await passive(victim, 'PASV');
+      assert.ok(list.port, list.reply?.text);
+      const listData = await dataSocket(list.port, '127.0.0.24');
+      const listing = readAll(listData);
+      assert.equal((await victim.send('LIST /library/other'))?.code, 150);
+      assert.equal((await victim.next())?.code, 226);
+      assert.match((await listing).toString(), /fair\.bin/);
+      const retr = await passive(victim, 'EPSV');
+      assert.ok(retr.port, retr.reply?.text);
+      const retrData = await dataSocket(retr.port, '127.0.0.24');
+      const got = readAll(retrData);
+      assert.equal((await victim.send('RETR /library/other/fair.bin'))?.code, 150);
+      assert.equal((await victim.next())?.code, 226);
+      assert.deepEqual(await got, bytes);
+      // Active mode uses no passive port: an address at its share still transfers with PORT.
+      const sink = createServer();
+      await new Promise<void>((r) => sink.listen(0, '127.0.0.21', () => r()));
+      try {
+        const p = (sink.address() as { port: number }).port;
+        const received = new Promise<Buffer>((r) => sink.once('connection', (sock) => r(readAll(sock))));
+        const active = open[0]!;
+        assert.equal((await active.send(`PORT 127,0,0,21,${p >> 8},${p & 255}`))?.code, 200);
+        assert.equal((await active.send('RETR /library/other/fair.bin'))?.code, 150);
+        assert.equal((await active.next())?.code, 226);
+        assert.deepEqual(await received, bytes);
+      } finally {
+        sink.close();
+      }
+    } finally {
+      for (const c of open) c.close();
+    }
+    assert.ok(s.server.logs.some((l) => /refused a passive port: the client address holds its share/.test(l.msg) && l.client === '127.0.0.21'));
+  });
+
+  it('a session holds one passive port however often it asks, and a port nobody connects to is freed after the deadline', async () => {
+    const [a, b, c] = await sessions('127.0.0.31', 3);
+    try {
+      const ports: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { port, reply } = await passive(a!, i % 2 ? 'EPSV' : 'PASV');
+        assert.ok(port, reply?.text);
+        ports.push(port);
+      }
+      for (const p of ports.slice(0, -1)) assert.ok(await portClosed(p), `the earlier listener on ${p} is closed`);
+      // The session holds one port of its address's share: a second session gets the other...
+      assert.ok((await passive(b!, 'EPSV')).port);
+      // ...and a third is over the share.
+      assert.equal((await passive(c!, 'PASV')).reply?.code, 451);
+      // Nobody connects: after the deadline (1 s here) the ports are free, and the share with them.
+      const t0 = Date.now();
+      const waited = await within(5000, () => portClosed(ports.at(-1)!));
+      assert.ok(Date.now() - t0 < 2500 && waited >= 0, `freed after ${waited} ms`);
+      const again = await passive(c!, 'PASV');
+      assert.ok(again.port, again.reply?.text);
+      // The session whose port expired is told so when it transfers, and goes on.
+      assert.equal((await a!.send('LIST'))?.code, 425);
+      assert.equal((await a!.send('NOOP'))?.code, 200);
+    } finally {
+      for (const x of [a, b, c]) x?.close();
+    }
+  });
+
+  it('a command line over 8 KiB is refused (500) without echo and the connection closed, however it arrives', async () => {
+    const long = 'a'.repeat(9000);
+    // One line in one segment.
+    const one = await RawFtp.open(s.server.ftpPort);
+    await one.next();
+    one.write(`USER ${long}\r\n`);
+    const r1 = await one.next();
+    assert.equal(r1?.code, 500, r1?.text);
+    assert.ok(!r1!.text.includes('aaaaaaaa'), 'the line is not echoed');
+    await within(3000, () => one.closed);
+    // Among other lines in one segment: those before it are answered, nothing after it is run.
+    const many = await RawFtp.open(s.server.ftpPort);
+    await many.next();
+    many.write(`NOOP\r\nUSER ${long}\r\nUSER anonymous\r\n`);
+    assert.equal((await many.next())?.code, 200);
+    const r2 = await many.next();
+    assert.equal(r2?.code, 500, r2?.text);
+    assert.ok(!r2!.text.includes('aaaaaaaa'));
+    assert.equal(await many.next(), null, 'nothing after the over-long line is answered');
+    // Split over segments, the end of the line in the last one.
+    const split = await RawFtp.open(s.server.ftpPort);
+    await split.next();
+    split.write(`USER ${long.slice(0, 5000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+    split.write(`${long.slice(5000)}\r\n`);
+    const r3 = await split.next();
+    assert.equal(r3?.code, 500, r3?.text);
+    assert.ok(!r3!.text.includes('aaaaaaaa'));
+    await within(3000, () => split.closed);
+    // A line of exactly 8 KiB is still a command.
+    const edge = await RawFtp.open(s.server.ftpPort);
+    try {
+      await edge.login();
+      const cmd = 'SIZE /library/other/';
+      const r4 = await edge.send(cmd + 'b'.repeat(8192 - cmd.length));
+      assert.ok(r4 && r4.code !== 500 && r4.code >= 500, r4?.text);
+      assert.equal((await edge.send('NOOP'))?.code, 200);
+    } finally {
+      edge.close();
     }
   });
 });

@@ -99,6 +99,9 @@ const ftpVars = {
   NONDIVY_FTP_MAX_CONNECTIONS_PER_IP: positiveInt.default(16),
   NONDIVY_FTP_IDLE_SECONDS: positiveInt.default(300),
   NONDIVY_FTP_DATA_TIMEOUT_SECONDS: positiveInt.default(60),
+  /** Default: a quarter of the passive range (at least one), so no single address can take it all. */
+  NONDIVY_FTP_PASV_PER_IP: positiveInt.optional(),
+  NONDIVY_FTP_PASV_TIMEOUT_SECONDS: positiveInt.default(10),
 };
 
 /** `eth0,wlan0`: network interface names (Linux allows 15 characters). */
@@ -209,6 +212,10 @@ export interface FtpConfig {
     maxConnectionsPerIp: number;
     idleMs: number;
     dataTimeoutMs: number;
+    /** Most passive listeners waiting for a data connection from one client address at once. */
+    pasvPerIp: number;
+    /** A passive listener no data connection reached within this time is closed and its port freed. */
+    pasvTimeoutMs: number;
   };
   library: { maxUploadBytes: number; uploadLeaseSeconds: number };
   auth: { maxLoginFailures: number; lockSeconds: number };
@@ -326,6 +333,8 @@ export function loadFtpConfig(env: NodeJS.ProcessEnv = process.env): FtpConfig {
       maxConnectionsPerIp: e.NONDIVY_FTP_MAX_CONNECTIONS_PER_IP,
       idleMs: e.NONDIVY_FTP_IDLE_SECONDS * 1000,
       dataTimeoutMs: e.NONDIVY_FTP_DATA_TIMEOUT_SECONDS * 1000,
+      pasvPerIp: Math.min(e.NONDIVY_FTP_PASV_PER_IP ?? Math.max(1, Math.floor((pasvMax - pasvMin + 1) / 4)), pasvMax - pasvMin + 1),
+      pasvTimeoutMs: e.NONDIVY_FTP_PASV_TIMEOUT_SECONDS * 1000,
     },
     library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
     auth: { maxLoginFailures: e.NONDIVY_LOGIN_MAX_FAILURES, lockSeconds: e.NONDIVY_LOGIN_LOCK_SECONDS },

@@ -15,8 +15,13 @@ export interface ChannelOptions {
   clientIp: string;
   /** Wraps the data connection in TLS (after AUTH TLS + PROT P). */
   tls?: SecureContext;
-  /** How long to wait for the data connection to be made. */
+  /** How long to wait for the data connection to be made (PORT/EPRT) or secured with TLS. */
   connectTimeoutMs: number;
+  /**
+   * PASV/EPSV: how long the listener waits for the client's data connection. Short, so a port asked
+   * for and never used goes back to the range quickly instead of being held for a transfer's timeout.
+   */
+  acceptTimeoutMs?: number;
   log: Logger;
 }
 
@@ -47,19 +52,63 @@ function secure(socket: Socket, context: SecureContext, timeoutMs: number): Prom
   });
 }
 
-/** Hands out passive ports from the configured range, round robin, skipping those in use. */
+/** A listening port of the range, counted against one client address until released. */
+export interface PassiveLease {
+  server: Server;
+  /** Gives the port's place in the address's share back (once; later calls do nothing). */
+  release(): void;
+}
+
+/**
+ * Hands out passive ports from the configured range, round robin, skipping those in use. Each
+ * client address may hold only `perIp` listeners at once: the range is small (it is opened in the
+ * firewall port by port), and without a share a few addresses asking PASV over and over from many
+ * sessions would hold every port and leave everyone else with 451.
+ */
 export class PassivePorts {
   private next: number;
+  private readonly held = new Map<string, number>();
   constructor(
     readonly min: number,
     readonly max: number,
     private readonly host: string,
+    readonly perIp: number,
   ) {
     this.next = min;
   }
 
-  /** Listens on the next free port of the range; fails when every port is busy. */
-  async listen(): Promise<Server> {
+  /** Listeners held by `ip` now (for logs and tests). */
+  heldBy(ip: string): number {
+    return this.held.get(ip) ?? 0;
+  }
+
+  /**
+   * Listens on the next free port of the range for `ip`; fails when the address already holds its
+   * share or every port is busy. The share is taken before the (asynchronous) bind, so sessions of
+   * one address asking at the same moment cannot overshoot it.
+   */
+  async listen(ip: string): Promise<PassiveLease> {
+    if (this.heldBy(ip) >= this.perIp) {
+      throw new AppError('unavailable', `Too many passive ports open for your address (${this.perIp}): use them or wait a few seconds`);
+    }
+    this.held.set(ip, this.heldBy(ip) + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const n = this.heldBy(ip) - 1;
+      if (n <= 0) this.held.delete(ip);
+      else this.held.set(ip, n);
+    };
+    try {
+      return { server: await this.bind(), release };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async bind(): Promise<Server> {
     const count = this.max - this.min + 1;
     for (let i = 0; i < count; i++) {
       const port = this.next;
@@ -90,23 +139,34 @@ export class PassiveChannel implements DataChannel {
   private waiters: { resolve: (s: Socket) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | null = null;
   private timer: NodeJS.Timeout;
+  private readonly server: Server;
 
   private constructor(
-    private readonly server: Server,
+    private readonly lease: PassiveLease,
     private readonly options: ChannelOptions,
   ) {
+    const server = (this.server = lease.server);
+    this.port = (server.address() as { port: number }).port;
     server.on('connection', (socket: Socket) => this.accept(socket));
     server.on('error', (err) => this.fail(new AppError('unavailable', 'The data connection failed', { cause: err })));
-    this.timer = setTimeout(() => this.fail(new AppError('unavailable', 'No data connection was made in time')), options.connectTimeoutMs);
+    this.timer = setTimeout(() => this.fail(new AppError('unavailable', 'No data connection was made in time')), options.acceptTimeoutMs ?? options.connectTimeoutMs);
+    this.timer.unref();
   }
 
+  /** Listens for the client at `options.clientIp`, within that address's share of the range. */
   static async open(ports: PassivePorts, options: ChannelOptions): Promise<PassiveChannel> {
-    return new PassiveChannel(await ports.listen(), options);
+    return new PassiveChannel(await ports.listen(options.clientIp), options);
   }
 
-  get port(): number {
-    return (this.server.address() as { port: number }).port;
+  /** Stops listening: the port goes back to the range and to the address's share. */
+  private stopListening() {
+    clearTimeout(this.timer);
+    this.server.close();
+    this.lease.release();
   }
+
+  /** The listening port (kept: the listener closes as soon as the client is connected). */
+  readonly port: number;
 
   private accept(socket: Socket) {
     const from = normalizeIp(socket.remoteAddress);
@@ -117,8 +177,7 @@ export class PassiveChannel implements DataChannel {
       socket.destroy();
       return;
     }
-    clearTimeout(this.timer);
-    this.server.close();
+    this.stopListening();
     const ready = this.options.tls ? secure(socket, this.options.tls, this.options.connectTimeoutMs) : Promise.resolve(socket);
     ready.then(
       (s) => {
@@ -132,8 +191,7 @@ export class PassiveChannel implements DataChannel {
   private fail(err: Error) {
     if (this.socket) return;
     this.failure ??= err;
-    clearTimeout(this.timer);
-    this.server.close();
+    this.stopListening();
     for (const w of this.waiters.splice(0)) w.reject(this.failure);
   }
 

@@ -134,12 +134,14 @@ export async function startFtp(config: FtpConfig['ftp'] & { maxUploadBytes: numb
     library: deps.library,
     auth: deps.auth,
     log,
-    ports: new PassivePorts(config.pasvMin, config.pasvMax, config.host),
+    ports: new PassivePorts(config.pasvMin, config.pasvMax, config.host, config.pasvPerIp),
     pasvAddress: config.pasvAddress,
     tls: tlsOptions ? createSecureContext(tlsOptions) : undefined,
     tlsRequired: config.tlsRequired,
     idleMs: config.idleMs,
     dataTimeoutMs: config.dataTimeoutMs,
+    // A passive port waits for its data connection no longer than a transfer may stall either.
+    pasvTimeoutMs: Math.min(config.pasvTimeoutMs, config.dataTimeoutMs),
     maxUploadBytes: config.maxUploadBytes,
     siteName: config.siteName,
     closing: () => closing,
@@ -197,7 +199,7 @@ export async function startFtp(config: FtpConfig['ftp'] & { maxUploadBytes: numb
 
   await ftp.listen();
   const port = (ftp.server.address() as { port: number }).port;
-  log.info({ host: config.host, port, passive: `${config.pasvMin}-${config.pasvMax}`, tls: !!tlsOptions, tlsRequired: config.tlsRequired }, 'FTP listening');
+  log.info({ host: config.host, port, passive: `${config.pasvMin}-${config.pasvMax}`, pasvPerIp: config.pasvPerIp, pasvTimeoutMs: config.pasvTimeoutMs, tls: !!tlsOptions, tlsRequired: config.tlsRequired }, 'FTP listening');
 
   return {
     port,

@@ -32,6 +32,8 @@ export interface SessionContext {
   tlsRequired: boolean;
   idleMs: number;
   dataTimeoutMs: number;
+  /** How long a PASV/EPSV listener waits for the client's data connection before its port is freed. */
+  pasvTimeoutMs: number;
   maxUploadBytes: number;
   siteName: string;
   /** True once the server is shutting down: no new transfers. */
@@ -44,8 +46,11 @@ interface Transfer {
   bytes(): number;
 }
 
+/** The longest command line taken (without its CRLF); RFC 959 lines are far shorter. */
 const MAX_LINE_BYTES = 8 * 1024;
 const MAX_QUEUED_COMMANDS = 32;
+/** Queued in place of an over-long line: refused in its turn, after the commands sent before it. */
+const TOO_LONG = Symbol('line too long');
 /** Commands answered at once even while a transfer runs (RFC 959: ABOR, STAT, QUIT). */
 const URGENT = new Set(['ABOR', 'STAT', 'QUIT', 'NOOP']);
 
@@ -66,9 +71,11 @@ export class FtpSession {
   private transfer: Transfer | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private pending: Buffer = Buffer.alloc(0);
-  private queue: string[] = [];
+  private queue: (string | typeof TOO_LONG)[] = [];
   private running = false;
   private closed = false;
+  /** Set once an over-long line came: nothing more is read from this connection. */
+  private refused = false;
   readonly ip: string;
   readonly log: Logger;
 
@@ -101,20 +108,33 @@ export class FtpSession {
 
   // ---- control channel -------------------------------------------------------------------------
 
+  /**
+   * Splits what arrives into lines. The length cap holds for every line however it came: whole in
+   * one segment, several in one segment, or in pieces (the unfinished rest is capped too, with room
+   * for its CR). An over-long line is never run nor echoed: the commands before it are answered,
+   * then 500 and the connection closes, and nothing after it is read.
+   */
   private onData(chunk: Buffer) {
-    if (this.closed) return;
+    if (this.closed || this.refused) return;
     this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     let nl: number;
     while ((nl = this.pending.indexOf(0x0a)) !== -1) {
       let line = this.pending.subarray(0, nl);
       this.pending = this.pending.subarray(nl + 1);
       if (line.length && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
+      if (line.length > MAX_LINE_BYTES) return this.refuseLine();
       this.onLine(stripTelnet(line).toString('utf8'));
       if (this.closed) return;
     }
-    if (this.pending.length > MAX_LINE_BYTES) {
-      void this.closeWith(500, 'Command line too long');
-    }
+    if (this.pending.length > MAX_LINE_BYTES + 1) this.refuseLine();
+  }
+
+  private refuseLine() {
+    this.refused = true;
+    this.pending = Buffer.alloc(0);
+    this.log.warn({ maxBytes: MAX_LINE_BYTES }, 'refused an FTP command line over the length cap');
+    this.queue.push(TOO_LONG);
+    void this.drain();
   }
 
   private onLine(line: string) {
@@ -142,6 +162,10 @@ export class FtpSession {
     try {
       while (this.queue.length && !this.closed) {
         const line = this.queue.shift()!;
+        if (line === TOO_LONG) {
+          await this.closeWith(500, `Command line too long (more than ${MAX_LINE_BYTES} bytes)`);
+          break;
+        }
         try {
           await this.dispatch(line);
         } catch (err) {
@@ -416,7 +440,13 @@ export class FtpSession {
   // ---- data connections ------------------------------------------------------------------------
 
   private channelOptions() {
-    return { clientIp: this.ip, tls: this.conn.secure ? this.ctx.tls : undefined, connectTimeoutMs: this.ctx.dataTimeoutMs, log: this.log };
+    return {
+      clientIp: this.ip,
+      tls: this.conn.secure ? this.ctx.tls : undefined,
+      connectTimeoutMs: this.ctx.dataTimeoutMs,
+      acceptTimeoutMs: this.ctx.pasvTimeoutMs,
+      log: this.log,
+    };
   }
 
   private replaceChannel(channel: DataChannel | null) {
@@ -424,9 +454,26 @@ export class FtpSession {
     this.channel = channel;
   }
 
+  /**
+   * PASV/EPSV. The session's previous data channel is closed first, so one session holds at most
+   * one passive port however often it asks, and that port counts once in its address's share.
+   */
   async pasv(extended: boolean) {
     if (this.ctx.closing()) return this.conn.reply(421, 'Service shutting down');
-    const channel = await PassiveChannel.open(this.ctx.ports, this.channelOptions());
+    this.replaceChannel(null);
+    let channel: PassiveChannel;
+    try {
+      channel = await PassiveChannel.open(this.ctx.ports, this.channelOptions());
+    } catch (err) {
+      const held = this.ctx.ports.heldBy(this.ip);
+      const perIp = this.ctx.ports.perIp;
+      this.log.warn({ held, perIp }, held >= perIp ? 'refused a passive port: the client address holds its share' : 'refused a passive port: none free');
+      throw err;
+    }
+    if (this.closed) {
+      channel.close(); // the control connection went while the port was being opened
+      return undefined;
+    }
     this.replaceChannel(channel);
     if (extended) return this.conn.reply(229, `Entering Extended Passive Mode (|||${channel.port}|)`);
     const local = normalizeIp(this.conn.commandSocket.localAddress);
