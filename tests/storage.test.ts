@@ -194,7 +194,7 @@ for (const driver of ['fs', 's3'] as const) {
       assert.equal(item.contentType, 'text/plain');
       assert.equal(item.uploadedBy, 'alice');
       assert.deepEqual(await library.get(item.id), item);
-      const { stream } = await library.open(item.id, { start: 5, end: 9 });
+      const stream = (await (await library.read(item.id)).open({ start: 5, end: 9 })).stream();
       assert.ok((await drain(stream)).equals(data.subarray(5, 10)));
       const counts = await state.counts();
       assert.equal(counts.uploads, 0, 'the lease ended with the commit');
@@ -210,7 +210,7 @@ for (const driver of ['fs', 's3'] as const) {
       assert.equal((await state.blobInfo(a.sha256))?.refs, 2);
       await library.remove(a.id, alice);
       await assert.rejects(library.get(a.id), (e: unknown) => e instanceof AppError && e.kind === 'not_found');
-      assert.ok((await drain((await library.open(b.id)).stream)).equals(data));
+      assert.ok((await drain((await (await library.read(b.id)).open()).stream())).equals(data));
       await library.remove(b.id, admin);
       assert.deepEqual(await h().leftovers(), before);
       assert.equal(await state.blobInfo(a.sha256), null);
@@ -283,7 +283,7 @@ for (const driver of ['fs', 's3'] as const) {
         library.ingest(chunked(data), { filename: 'r2' }, alice),
       ]);
       assert.equal((await state.blobInfo(a.sha256))?.refs, 2);
-      assert.ok((await drain((await library.open(a.id)).stream)).equals(data));
+      assert.ok((await drain((await (await library.read(a.id)).open()).stream())).equals(data));
       await Promise.all([library.remove(a.id, alice), library.remove(b.id, alice)]);
       assert.equal(await state.blobInfo(a.sha256), null);
       assert.equal((await state.counts()).trash, 0);

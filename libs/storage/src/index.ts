@@ -8,9 +8,12 @@ export {
   newItemId,
   type Actor,
   type StagedUpload,
+  type ItemContent,
+  type ItemName,
   type NewItemInput,
   type LibraryStateStore,
   type LibraryOptions,
 } from './library.js';
 export { createBlobStore } from './create.js';
-export { pumpFile, SEND_CHUNK_BYTES, type ByteSink } from './pump-file.js';
+export { type ItemBody } from './item-body.js';
+export { SEND_CHUNK_BYTES, type ByteSink } from './pump-file.js';

@@ -3,10 +3,10 @@ import type { Readable } from 'node:stream';
 import { publicItem, type Item, type ItemKind, type ItemPatch, type StoredItem } from '@nondivy/contracts';
 import { AppError, forbidden, notFound, tooLarge } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import type { FileHandle } from 'node:fs/promises';
 import { canOpenFiles, type BlobStore, type ByteRange } from './blob-store.js';
 import { guessKind, resolveContentType } from './content-types.js';
 import { safeFilename, titleFromFilename } from './filenames.js';
+import { EmptyBody, FileBody, StreamBody, type ItemBody } from './item-body.js';
 
 /** Who is acting: front doors resolve their login into this. `null` is an anonymous guest. */
 export interface Actor {
@@ -35,6 +35,19 @@ export interface LibraryStateStore {
   findBySha256(sha256: string): Promise<StoredItem | null>;
   dueTrash(now: number, limit?: number): Promise<string[]>;
   clearTrash(blobKey: string): Promise<void>;
+}
+
+/** An item by its path name in its kind's folder (see `Library.findByName`). */
+export interface ItemName {
+  kind: ItemKind;
+  name: string;
+}
+
+/** An item and the way to its bytes: what `Library.read` gives a front door. */
+export interface ItemContent {
+  readonly item: Item;
+  /** Opens the item's bytes, whole (default) or one inclusive range within them; `not_found` when the blob is gone. */
+  open(range?: ByteRange): Promise<ItemBody>;
 }
 
 /** What an uploader says about a file; everything but the bytes is optional. */
@@ -226,28 +239,27 @@ export class Library {
   }
 
   /**
-   * Opens an item's bytes, whole or one range. Resolves only once the blob is open, so a caller can
-   * still answer 404 cleanly if the item was deleted a moment ago.
+   * The one way to an item's bytes, for every front door and every driver: the item, read from the
+   * state once, and `open(range)` for its bytes (whole, or one inclusive range; several in turn for
+   * a multipart answer). The range is chosen after the read because it depends on the item (its
+   * size, its ETag, an FTP restart offset). `open` resolves only once the blob is open, so a door
+   * can still answer "not found" cleanly if the item was deleted a moment ago, and the body it
+   * gives sends itself (see `ItemBody`). `ref` is an id, or a kind and path name (see `findByName`).
    */
-  async open(id: string, range?: ByteRange): Promise<{ item: Item; stream: Readable }> {
-    const item = await this.stored(id);
-    const stream = await this.blobs.read(item.blobKey, range);
-    return { item: publicItem(item), stream };
-  }
-
-  /**
-   * Opens an item's blob as a local file when the blob store can (fs driver), for front doors that
-   * send files with reused buffers; null when the store has no such ability.
-   */
-  async openFile(id: string): Promise<{ item: Item; file: FileHandle } | null> {
-    if (!canOpenFiles(this.blobs)) return null;
-    const item = await this.stored(id);
-    return { item: publicItem(item), file: await this.blobs.openFile(item.blobKey) };
-  }
-
-  /** Opens the bytes of an item already looked up (one Redis read fewer for multi-range answers). */
-  async openItem(item: Item, range?: ByteRange): Promise<Readable> {
-    return this.blobs.read((await this.stored(item.id)).blobKey, range);
+  async read(ref: string | ItemName): Promise<ItemContent> {
+    const stored = typeof ref === 'string' ? await this.state.getItem(ref) : await this.state.findByName(ref.kind, ref.name);
+    if (!stored) throw notFound('No such item');
+    const { blobKey, size } = stored;
+    const blobs = this.blobs;
+    return {
+      item: publicItem(stored),
+      async open(range = { start: 0, end: size - 1 }) {
+        if (range.start < 0 || range.end >= size || range.end < range.start - 1) throw new RangeError(`bad range ${range.start}-${range.end} of ${size}`);
+        if (range.end < range.start) return new EmptyBody(range);
+        if (canOpenFiles(blobs)) return new FileBody(await blobs.openFile(blobKey), range);
+        return new StreamBody(await blobs.read(blobKey, range), range);
+      },
+    };
   }
 
   /**

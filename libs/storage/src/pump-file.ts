@@ -3,11 +3,12 @@ import type { FileHandle } from 'node:fs/promises';
 /** Chunk size for file responses: large enough to amortise per-write costs, small enough to stay cheap. */
 export const SEND_CHUNK_BYTES = 1024 * 1024;
 
-/** Where file bytes go: an HTTP response or a socket (FTP data connection). */
+/** Where item bytes go: an HTTP response or a socket (FTP data connection). */
 export interface ByteSink {
   readonly destroyed: boolean;
   write(chunk: Buffer, callback: (err?: Error | null) => void): boolean;
-  once(event: 'close', listener: () => void): unknown;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+  off(event: 'close' | 'drain', listener: () => void): unknown;
 }
 
 /**
@@ -18,12 +19,25 @@ export interface ByteSink {
  * Resolves when every byte is handed to the socket; rejects when the client goes away.
  */
 export async function pumpFile(res: ByteSink, file: FileHandle, start: number, end: number, chunkBytes = SEND_CHUNK_BYTES): Promise<void> {
-  const total = end - start + 1;
-  const size = Math.max(1, Math.min(chunkBytes, total));
+  const size = Math.max(1, Math.min(chunkBytes, end - start + 1));
   const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
   // A write whose socket dies may never call back: stop waiting when the response closes.
-  const closed = new Promise<never>((_, reject) => res.once('close', () => reject(new Error('client went away'))));
+  let onClose!: () => void;
+  const closed = new Promise<never>((_, reject) => {
+    onClose = () => reject(new Error('client went away'));
+    res.once('close', onClose);
+  });
   closed.catch(() => undefined);
+  try {
+    await pumpRange(res, file, start, end, buffers, closed);
+  } finally {
+    // A response may take several ranges (multipart/byteranges): leave no listener behind.
+    res.off('close', onClose);
+  }
+}
+
+async function pumpRange(res: ByteSink, file: FileHandle, start: number, end: number, buffers: Buffer[], closed: Promise<never>): Promise<void> {
+  const size = buffers[0]!.length;
   let previous: Promise<void> = Promise.resolve();
   let position = start;
   for (let i = 0; position <= end; i++) {

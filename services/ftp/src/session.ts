@@ -6,7 +6,7 @@ import type { AuthService } from '@nondivy/auth';
 import type { Item } from '@nondivy/contracts';
 import { AppError, ftpCodeOf, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import { pumpFile, safeFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
+import { safeFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
 import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
 import { folderEntry, ftpTime, itemEntry, lsLine, mlsxLine, type Entry } from './listing.js';
 import { isFolder, quotePath, resolvePath, subfolders, type VirtualPath } from './paths.js';
@@ -330,10 +330,10 @@ export class FtpSession {
   }
 
   private async findItem(p: VirtualPath): Promise<{ item: Item; path: Extract<VirtualPath, { type: 'item' }> }> {
-    if (p.type !== 'item') throw new AppError('not_found', isFolder(p) ? 'Not a plain file' : 'No such file');
-    const item = await this.ctx.library.findByName(p.kind, p.name);
+    const path = itemPath(p);
+    const item = await this.ctx.library.findByName(path.kind, path.name);
     if (!item) throw new AppError('not_found', 'No such file');
-    return { item, path: p };
+    return { item, path };
   }
 
   private async *entries(p: VirtualPath): AsyncGenerator<Entry[]> {
@@ -570,32 +570,18 @@ export class FtpSession {
     }
   }
 
-  /** RETR, from REST's offset when one was given. Local blob files are sent with reused buffers. */
+  /** RETR, from REST's offset when one was given. The item is read once; its body sends itself. */
   async retr(arg: string | null) {
     const offset = this.rest;
     this.rest = 0;
-    const { item, path } = await this.findItem(this.resolve(arg));
+    const path = itemPath(this.resolve(arg));
+    const content = await this.ctx.library.read(path).catch(noSuchFile);
+    const { item } = content;
     if (offset > item.size) return this.conn.reply(554, `Restart offset ${offset} is beyond the end of the file (${item.size} bytes)`);
-    const library = this.ctx.library;
     await this.withData(async (socket) => {
-      if (offset === item.size) return;
-      const file = await library.openFile(item.id);
-      if (file) {
-        try {
-          await pumpFile(socket, file.file, offset, item.size - 1);
-        } finally {
-          await file.file.close();
-        }
-      } else {
-        const { stream } = await library.open(item.id, { start: offset, end: item.size - 1 });
-        try {
-          for await (const chunk of stream) if (!socket.write(chunk)) await waitDrain(socket);
-        } finally {
-          stream.destroy();
-        }
-      }
+      await (await content.open({ start: offset, end: item.size - 1 })).sendTo(socket);
       this.log.info({ id: item.id, offset, size: item.size, user: this.actor?.username ?? 'anonymous' }, 'FTP download');
-      if (offset === 0) library.countDownload(item.id).catch((err) => this.log.warn({ err }, 'download not counted'));
+      if (offset === 0) this.ctx.library.countDownload(item.id).catch((err) => this.log.warn({ err }, 'download not counted'));
     }, `Opening BINARY data connection for ${path.name} (${item.size - offset} bytes)`);
   }
 
@@ -672,6 +658,18 @@ export class FtpSession {
   private multiline(code: number, first: string, lines: string[], last: string) {
     return this.conn.reply(code, first, ...lines.map((message) => ({ raw: true as const, message })), last);
   }
+}
+
+/** The path as an item's, or `not_found` (a folder, or nothing there). */
+function itemPath(p: VirtualPath): Extract<VirtualPath, { type: 'item' }> {
+  if (p.type !== 'item') throw new AppError('not_found', isFolder(p) ? 'Not a plain file' : 'No such file');
+  return p;
+}
+
+/** The library's "no such item", in the words of a file system. */
+function noSuchFile(err: unknown): never {
+  if (isAppError(err) && err.kind === 'not_found') throw new AppError('not_found', 'No such file');
+  throw err;
 }
 
 const isAnonymous = (name: string) => name.toLowerCase() === 'anonymous' || name.toLowerCase() === 'ftp';

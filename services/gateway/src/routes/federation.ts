@@ -8,10 +8,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { contentDispositionFor } from '@nondivy/http';
+import { sendContent } from '../content-response.js';
 import type { GatewayDeps } from '../deps.js';
 import { type Federation, publicLink } from '../federation.js';
 import { requireAdmin } from '../plugins/authn.js';
-import { sendContent } from './library.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,15 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
-import type { OutgoingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
 import type { Multipart } from '@fastify/multipart';
 import { Facets, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
 import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
-import { contentDispositionFor, MAX_MULTIPART_RANGES, parseRange, type Range } from '@nondivy/http';
-import { isInlineSafe, pumpFile, type StagedUpload } from '@nondivy/storage';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { StagedUpload } from '@nondivy/storage';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { sendContent } from '../content-response.js';
 import type { GatewayDeps } from '../deps.js';
 import { actorOf } from '../plugins/authn.js';
 
@@ -26,13 +22,6 @@ const TEXT_FIELDS = new Set(['title', 'kind', 'tags', 'description']);
 const IdParams = z.object({ id: ItemId });
 
 const ContentQuery = z.strictObject({ download: z.enum(['0', '1']).optional() });
-
-/** True when `If-None-Match` names this entity tag (weak comparison, RFC 9110 §13.1.2). */
-function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
-}
 
 /**
  * Classifies a failure while reading an upload body, at this boundary: the multipart parser's own
@@ -95,55 +84,6 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
     await staged?.discard();
     throw uploadError(err, false);
   }
-}
-
-function contentHeaders(reply: FastifyReply, item: Item, download: boolean) {
-  const disposition = download || !isInlineSafe(item.contentType) ? 'attachment' : 'inline';
-  reply
-    .header('etag', `"${item.sha256}"`)
-    .header('accept-ranges', 'bytes')
-    .header('last-modified', new Date(item.createdAt).toUTCString())
-    .header('cache-control', 'no-cache')
-    .header('content-disposition', contentDispositionFor(item.filename, disposition))
-    .header('x-content-type-options', 'nosniff')
-    .header('content-security-policy', "default-src 'none'; sandbox");
-}
-
-/**
- * Sends one range of a local blob file with `pumpFile` (reused buffers), taking the response over
- * from fastify once the headers are final. The file was opened before answering, so a concurrent
- * delete cannot cut the download short.
- */
-async function sendFile(req: FastifyRequest, reply: FastifyReply, file: FileHandle, range: Range) {
-  reply.hijack();
-  const res = reply.raw;
-  try {
-    res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
-    await pumpFile(res, file, range.start, range.end);
-    res.end();
-  } catch (err) {
-    req.log.info({ err: { message: (err as Error).message } }, 'download ended early');
-    res.destroy();
-  } finally {
-    await file.close().catch(() => undefined);
-  }
-}
-
-/** A multipart/byteranges body over several ranges, opened one after another. */
-function byteranges(deps: GatewayDeps, item: Item, ranges: Range[], boundary: string) {
-  const heads = ranges.map(
-    (r, i) => `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${item.contentType}\r\nContent-Range: bytes ${r.start}-${r.end}/${item.size}\r\n\r\n`,
-  );
-  const tail = `\r\n--${boundary}--\r\n`;
-  const length = heads.reduce((n, h) => n + Buffer.byteLength(h), 0) + ranges.reduce((n, r) => n + r.end - r.start + 1, 0) + tail.length;
-  async function* body() {
-    for (const [i, r] of ranges.entries()) {
-      yield Buffer.from(heads[i]!);
-      yield* await deps.library.openItem(item, r);
-    }
-    yield Buffer.from(tail);
-  }
-  return { length, stream: Readable.from(body(), { objectMode: false }) };
 }
 
 /** The public library: upload, browse, fetch (with ranges), edit and delete. */
@@ -231,52 +171,3 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     return reply.code(204).send();
   });
 };
-
-/**
- * Answers a request for an item's bytes: Range (one range, or several as multipart/byteranges),
- * ETag (the SHA-256), If-None-Match, If-Range, HEAD. Used by the public route and by linked sites.
- */
-export async function sendContent(deps: GatewayDeps, req: FastifyRequest, reply: FastifyReply, id: string, download: boolean) {
-  const { library } = deps;
-  const item = await library.get(id);
-  const etag = `"${item.sha256}"`;
-  contentHeaders(reply, item, download);
-  if (etagMatches(req.headers['if-none-match'], etag)) return reply.code(304).send();
-
-  const ifRange = req.headers['if-range'];
-  const rangeHeader = ifRange === undefined || String(ifRange).trim() === etag ? req.headers.range : undefined;
-  let ranges = parseRange(rangeHeader, item.size);
-  if (ranges === 'unsatisfiable') {
-    return reply.code(416).header('content-range', `bytes */${item.size}`).type('application/problem+json').send({
-      type: 'about:blank', title: 'Range Not Satisfiable', status: 416, detail: `The item has ${item.size} bytes`,
-    });
-  }
-  if (ranges && (ranges.length > MAX_MULTIPART_RANGES || (ranges.length === 1 && ranges[0]!.start === 0 && ranges[0]!.end === item.size - 1))) {
-    ranges = null;
-  }
-  const head = req.method === 'HEAD';
-  if (!head && (!ranges || ranges[0]!.start === 0)) {
-    library.countDownload(item.id).catch((err) => req.log.warn({ err }, 'download not counted'));
-  }
-
-  if (!ranges || ranges.length === 1) {
-    const r = ranges ? ranges[0]! : { start: 0, end: item.size - 1 };
-    reply.code(ranges ? 206 : 200).type(item.contentType).header('content-length', String(r.end - r.start + 1));
-    if (ranges) reply.header('content-range', `bytes ${r.start}-${r.end}/${item.size}`);
-    if (head) return reply.send();
-    if (item.size > 0) {
-      const opened = await library.openFile(item.id);
-      if (opened) return sendFile(req, reply, opened.file, r);
-    }
-    const { stream } = await library.open(item.id, ranges ? r : undefined);
-    return reply.send(stream);
-  }
-  const boundary = randomBytes(12).toString('hex');
-  const body = byteranges(deps, item, ranges, boundary);
-  reply.code(206).type(`multipart/byteranges; boundary=${boundary}`).header('content-length', String(body.length));
-  if (head) {
-    body.stream.destroy();
-    return reply.send();
-  }
-  return reply.send(body.stream);
-}
