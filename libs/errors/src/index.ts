@@ -50,7 +50,7 @@ export const tooLarge = (message: string) => new AppError('too_large', message);
 export const unavailable = (message: string, cause?: unknown) =>
   new AppError('unavailable', message, { cause, retryAfter: 2 });
 
-/** HTTP status for each kind: the one mapping used by every HTTP service. */
+/** HTTP status for each kind: the one mapping used by every HTTP service (FTP's is in services/ftp). */
 export const httpStatusOf: Record<ErrorKind, number> = {
   bad_input: 400,
   unauthorized: 401,
@@ -62,18 +62,4 @@ export const httpStatusOf: Record<ErrorKind, number> = {
   rate_limited: 429,
   unavailable: 503,
   internal: 500,
-};
-
-/** FTP reply code for each kind: the one mapping the FTP front door uses. */
-export const ftpCodeOf: Record<ErrorKind, number> = {
-  bad_input: 553,
-  unauthorized: 530,
-  forbidden: 550,
-  not_found: 550,
-  conflict: 550,
-  too_large: 552,
-  range_not_satisfiable: 554,
-  rate_limited: 421,
-  unavailable: 451,
-  internal: 451,
 };

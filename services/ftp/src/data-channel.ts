@@ -2,6 +2,7 @@ import { createServer, isIPv4, Socket, type Server } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { AppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
+import { FtpRefusal } from './replies.js';
 
 /** `::ffff:10.0.0.2` and `10.0.0.2` are the same client. */
 export function normalizeIp(address: string | undefined): string {
@@ -238,7 +239,7 @@ export class ActiveChannel implements DataChannel {
     const [, proto, host, port] = fields as [string, string, string, string];
     if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw bad();
     if (proto === '1' && !isIPv4(host)) throw bad();
-    if (proto !== '1' && proto !== '2') throw new AppError('bad_input', 'Network protocol not supported, use (1,2)');
+    if (proto !== '1' && proto !== '2') throw new FtpRefusal(522, 'Network protocol not supported, use (1,2)');
     return { host, port: Number(port) };
   }
 

@@ -4,21 +4,14 @@ import { finished } from 'node:stream/promises';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { AuthService } from '@nondivy/auth';
 import type { Item } from '@nondivy/contracts';
-import { AppError, ftpCodeOf, isAppError } from '@nondivy/errors';
+import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import { safeFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
 import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
+import type { ControlConnection } from './ftp-srv-adapter.js';
 import { folderEntry, ftpTime, itemEntry, lsLine, mlsxLine, type Entry } from './listing.js';
 import { isFolder, quotePath, resolvePath, subfolders, type VirtualPath } from './paths.js';
-
-/** The part of ftp-srv's connection object a session uses. */
-export interface FtpSrvConnection {
-  commandSocket: Socket;
-  secure: boolean;
-  authenticated: boolean;
-  /** ftp-srv's reply: one line per message; `raw` lines go out without the code (multi-line replies). */
-  reply(code: number, ...messages: (string | { raw: true; message: string })[]): PromiseLike<unknown>;
-}
+import { replyFor } from './replies.js';
 
 /** What every session of one server shares. */
 export interface SessionContext {
@@ -80,15 +73,14 @@ export class FtpSession {
   readonly log: Logger;
 
   constructor(
-    readonly conn: FtpSrvConnection,
+    readonly conn: ControlConnection,
     private readonly ctx: SessionContext,
     private readonly dispatch: (line: string) => Promise<unknown>,
   ) {
-    this.ip = normalizeIp(conn.commandSocket.remoteAddress);
+    this.ip = normalizeIp(conn.socket.remoteAddress);
     this.log = ctx.log.child({ client: this.ip });
-    const socket = conn.commandSocket;
-    // ftp-srv splits each TCP segment on CRLF as it comes; we take over reading the control channel.
-    socket.removeAllListeners('data');
+    const socket = conn.socket;
+    // The control channel is read here, line by line with a length cap (see onData).
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.once('close', () => this.onClose());
     this.armIdle();
@@ -193,7 +185,7 @@ export class FtpSession {
   /** Replies (when the socket still takes it) and closes the control connection. */
   async closeWith(code: number, message: string) {
     if (this.closed) return;
-    const socket = this.conn.commandSocket;
+    const socket = this.conn.socket;
     try {
       if (socket.writable) await Promise.race([this.conn.reply(code, message), new Promise((r) => setTimeout(r, 1000))]);
     } finally {
@@ -219,15 +211,11 @@ export class FtpSession {
     return this.closeWith(421, 'Service shutting down; please reconnect later');
   }
 
-  /** Replies to a failure with a safe message: an AppError's own, else a generic one (logged in full). */
-  async fail(err: unknown, fallbackCode = 451): Promise<void> {
-    if (isAppError(err)) {
-      if (err.kind === 'internal') this.log.error({ err }, 'FTP command failed');
-      await this.conn.reply(ftpCodeOf[err.kind], err.message);
-      return;
-    }
-    this.log.error({ err }, 'FTP command failed');
-    await this.conn.reply(fallbackCode, 'Local error in processing');
+  /** Replies to a failure with a safe message (see `replyFor`); what is not explained is logged in full. */
+  async fail(err: unknown): Promise<void> {
+    if (!isAppError(err) || err.kind === 'internal') this.log.error({ err }, 'FTP command failed');
+    const { code, message } = replyFor(err);
+    await this.conn.reply(code, message);
   }
 
   /**
@@ -239,7 +227,7 @@ export class FtpSession {
     const mech = (arg ?? '').trim().toUpperCase();
     if (mech !== 'TLS' && mech !== 'SSL' && mech !== 'TLS-C') return this.conn.reply(504, 'Use AUTH TLS');
     if (this.conn.secure) return this.conn.reply(503, 'TLS is already on');
-    const raw = this.conn.commandSocket;
+    const raw = this.conn.socket;
     raw.write('234 AUTH TLS successful: start the TLS handshake\r\n');
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.tls });
     secure.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -248,8 +236,7 @@ export class FtpSession {
       secure.destroy();
       raw.destroy();
     });
-    this.conn.commandSocket = secure;
-    this.conn.secure = true;
+    this.conn.upgrade(secure);
     return undefined;
   }
 
@@ -301,7 +288,7 @@ export class FtpSession {
   private login(actor: Actor | null) {
     this.actor = actor;
     this.loggedIn = true;
-    this.conn.authenticated = true;
+    this.conn.markAuthenticated();
   }
 
   // ---- folders ---------------------------------------------------------------------------------
@@ -476,7 +463,7 @@ export class FtpSession {
     }
     this.replaceChannel(channel);
     if (extended) return this.conn.reply(229, `Entering Extended Passive Mode (|||${channel.port}|)`);
-    const local = normalizeIp(this.conn.commandSocket.localAddress);
+    const local = normalizeIp(this.conn.socket.localAddress);
     const loopback = this.ip === '127.0.0.1' || this.ip === '::1';
     const address = loopback ? local : (this.ctx.pasvAddress ?? local);
     if (!/^\d+\.\d+\.\d+\.\d+$/.test(address)) {
@@ -495,7 +482,8 @@ export class FtpSession {
     } catch (err) {
       if (target!) this.log.warn({ target: target.host, port: target.port }, `refused ${directive} to another address than the client or a privileged port`);
       // 501: a syntax or argument error (RFC 959), not a file name problem.
-      return this.conn.reply(isAppError(err) && err.message.includes('protocol') ? 522 : 501, isAppError(err) ? err.message : `Illegal ${directive} command`);
+      const { code, message } = replyFor(err, { badInput: 501, fallback: 501 });
+      return this.conn.reply(code, isAppError(err) ? message : `Illegal ${directive} command`);
     }
     this.replaceChannel(new ActiveChannel(target.host, target.port, this.channelOptions()));
     return this.conn.reply(200, `${directive} command successful; consider using EPSV`);
