@@ -11,6 +11,8 @@ const entries = {
   ftp: 'services/ftp/src/main.ts',
   discovery: 'services/discovery/src/main.ts',
   reindex: 'services/catalog/src/reindex.ts',
+  // The catalog's enrichment worker thread, loaded by dist/catalog.mjs and dist/standalone.mjs from beside them.
+  'enrich-worker': 'services/catalog/src/enrich-worker.ts',
 };
 
 await build({

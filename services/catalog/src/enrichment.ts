@@ -3,7 +3,8 @@ import { AppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import { guessKind, type BlobStore } from '@nondivy/storage';
 import { keys, RedisLibraryState, type Redis } from '@nondivy/state';
-import { extract } from './extractors.js';
+import type { ResourceLimits } from 'node:worker_threads';
+import { ExtractionPool } from './enrich-pool.js';
 
 export interface EnrichmentOptions {
   redis: Redis;
@@ -14,6 +15,10 @@ export interface EnrichmentOptions {
   /** A pending event idle this long (its consumer died or hung) is claimed again, ms. */
   reclaimAfterMs?: number;
   blockMs?: number;
+  /** Deadline of one item's extraction, ms (default 10 s): past it, the worker thread is terminated. */
+  extractTimeoutMs?: number;
+  /** Heap and stack limits of the extraction worker thread. */
+  extractLimits?: ResourceLimits;
 }
 
 type Entry = [id: string, fields: string[]];
@@ -28,7 +33,11 @@ const field = (fields: string[], name: string) => {
  * group, so an upload is never slowed by it and a crash or restart loses no work (unacknowledged
  * events are claimed again after `reclaimAfterMs`). For each new item it sniffs the content type and
  * extracts metadata, then updates the item (and, in the same step, its index entries).
- * - A file the extractors cannot parse keeps its item, without meta, and the reason is logged.
+ * - Extraction runs in a worker thread with a deadline and a heap limit (enrich-pool.ts): a hostile
+ *   file costs that thread, never the event loop the catalog (and, standalone, the gateway and FTP)
+ *   runs on.
+ * - A file the extractors cannot parse, or that breaks a limit, keeps its item, without meta, and the
+ *   reason is logged; a field that breaks a limit is left out and the others kept.
  * - A failure of the system (Redis, blob store) leaves the event pending: it is retried, and after
  *   `maxAttempts` deliveries parked in `nd:enrich:parked` with its reason.
  */
@@ -41,9 +50,11 @@ export class EnrichmentWorker {
   private readonly maxAttempts: number;
   private readonly reclaimAfterMs: number;
   private readonly blockMs: number;
+  private pool: ExtractionPool;
 
   constructor(private readonly options: EnrichmentOptions) {
     this.items = new RedisLibraryState(options.redis);
+    this.pool = this.newPool();
     this.maxAttempts = options.maxAttempts ?? 3;
     this.reclaimAfterMs = options.reclaimAfterMs ?? 30_000;
     this.blockMs = options.blockMs ?? 2000;
@@ -61,7 +72,15 @@ export class EnrichmentWorker {
     this.running = false;
     this.reader?.disconnect();
     this.reader = null;
+    const pool = this.pool;
+    this.pool = this.newPool();
+    await pool.close();
     await this.loopDone;
+  }
+
+  private newPool() {
+    const { blobs, log, extractTimeoutMs, extractLimits } = this.options;
+    return new ExtractionPool({ blobs, log, timeoutMs: extractTimeoutMs, resourceLimits: extractLimits });
   }
 
   private async ensureGroup(r: Redis) {
@@ -134,12 +153,13 @@ export class EnrichmentWorker {
     if (!item) return; // deleted meanwhile
     let found;
     try {
-      found = await extract(this.options.blobs, item.blobKey, item);
+      found = await this.pool.run(item.blobKey, item);
     } catch (err) {
       if (err instanceof AppError && (err.kind === 'unavailable' || err.kind === 'not_found')) throw err;
       this.options.log.info({ id, reason: (err as Error).message.slice(0, 200) }, 'no metadata: the file could not be parsed');
       return;
     }
+    if (found.dropped) this.options.log.info({ id, dropped: found.dropped }, 'metadata fields left out: they break a limit');
     const changes: { meta?: typeof item.meta; contentType?: string; kind?: typeof item.kind } = {};
     if (Object.keys(found.meta).length > 0) changes.meta = { ...item.meta, ...found.meta };
     if (found.contentType && found.contentType !== item.contentType) {
