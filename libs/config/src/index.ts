@@ -150,18 +150,6 @@ export interface GatewayConfig {
   federation: { timeoutMs: number; inviteTtlMs: number; clockSkewMs: number };
 }
 
-/** Bounds on offers, so that no device can flood another's inbox (or the gateway's memory). */
-export interface OfferLimits {
-  /** Open (not yet answered) offers one device may have received. */
-  maxPendingPerReceiver: number;
-  /** Open offers one device may have sent. */
-  maxPendingPerSender: number;
-  /** Files in one offer. */
-  maxFiles: number;
-  /** Bytes of one offer's file list (names, sizes, hashes) as JSON. */
-  maxBytes: number;
-}
-
 /** How long the gateway waits for slow clients, and how many connections one address may hold. */
 export interface HttpClientLimits {
   /** Request headers, and bodies that are not uploads or relayed files, must arrive within this time. */
@@ -172,6 +160,18 @@ export interface HttpClientLimits {
   progressMinBytes: number;
   /** Open connections from one client address; more are answered 429 and closed. */
   maxConnectionsPerIp: number;
+}
+
+/** Bounds on offers, so that no device can flood another's inbox (or the gateway's memory). */
+export interface OfferLimits {
+  /** Open (not yet answered) offers one device may have received. */
+  maxPendingPerReceiver: number;
+  /** Open offers one device may have sent. */
+  maxPendingPerSender: number;
+  /** Files in one offer. */
+  maxFiles: number;
+  /** Bytes of one offer's file list (names, sizes, hashes) as JSON. */
+  maxBytes: number;
 }
 
 export interface SharingConfig {
