@@ -216,7 +216,7 @@ describe('federation between two sites on one machine', () => {
     assert.equal(whole.headers.get('etag'), `"${sha(bBytes)}"`);
     assert.equal(whole.headers.get('accept-ranges'), 'bytes');
     // Another site's bytes never render as a page of this origin.
-    assert.match(whole.headers.get('content-disposition') ?? '', /^attachment/);
+    assert.equal(whole.headers.get('content-disposition'), 'attachment; filename="aurora-borealis.bin"');
     assert.equal(whole.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(whole.headers.get('content-security-policy'), "default-src 'none'; sandbox");
     assert.equal(sha(Buffer.from(await whole.arrayBuffer())), sha(bBytes));
@@ -256,6 +256,19 @@ describe('federation between two sites on one machine', () => {
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(asked(), before, 'B sent no bytes');
     assert.ok(before > 0);
+  });
+
+  it('serves a linked site\'s hostile file name through our own name rule: the whole Content-Disposition is ours', async () => {
+    const bytes = randomBytes(2000);
+    const item = await json<Item>(upload(b.api, b.admin, bytes, 'plain.bin'), 201);
+    // Uploads already clean names, so B's stored name is made hostile directly, as a site we do not
+    // control may serve it: quotes, a backslash, %, CR/LF, C0 controls, DEL and a bidi override.
+    b.redis.cli('HSET', `nd:item:${item.id}`, 'filename', 'dir\\re"port 100%\r\nX-Injected: 1\u0001\u007f\u202e.txt');
+    const res = await a.call(`/sites/${b.siteId}/library/${item.id}/content`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-disposition'), `attachment; filename="re_port 100_X-Injected_ 1.txt"; filename*=UTF-8''re_port%20100%25X-Injected_%201.txt`);
+    assert.equal(res.headers.get('x-injected'), null);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), bytes);
   });
 
   it('lists devices across with only what is public, and sends a file device-to-device through both gateways', async () => {

@@ -367,6 +367,20 @@ describe('FTP and HTTP over one library (fs driver)', () => {
     }
   });
 
+  it('CDUP, XCUP and `CWD ..` at the root stay at the root: PWD says / and LIST shows the root', async () => {
+    const client = await ftpClient(s.server.ftpPort);
+    try {
+      for (const command of ['CDUP', 'XCUP', 'CWD ..', 'CWD ../..']) {
+        await client.cd('/');
+        assert.equal((await client.send(command)).code, 250, command);
+        assert.equal(await client.pwd(), '/', command);
+        assert.deepEqual((await client.list()).map((f) => f.name).sort(), ['library', 'upload'], command);
+      }
+    } finally {
+      client.close();
+    }
+  });
+
   it('a command line longer than 8 KiB is refused and the connection closed', async () => {
     const c = await RawFtp.open(s.server.ftpPort);
     await c.next();

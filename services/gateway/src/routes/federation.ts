@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { contentDispositionFor } from '@nondivy/http';
+import { safeFilename } from '@nondivy/storage';
 import { sendContent } from '../content-response.js';
 import type { GatewayDeps } from '../deps.js';
 import { type Federation, publicLink } from '../federation.js';
@@ -45,11 +46,12 @@ function rateLimit(app: FastifyInstance, max: number, windowMs: number) {
 /**
  * Streams a linked site's answer (status, the framing headers, body) back to our client. What the
  * browser does with it is decided here, not by the other site: always a download, never sniffed,
- * sandboxed — so another site's bytes cannot run as a page of this origin.
+ * sandboxed — so another site's bytes cannot run as a page of this origin. Its file name is a bare
+ * string from the other site: it goes through the same name rule as our own uploads first.
  */
 async function relayResponse(upstream: IncomingMessage, reply: FastifyReply, item: Item) {
   const headers: OutgoingHttpHeaders = {
-    'content-disposition': contentDispositionFor(item.filename, 'attachment'),
+    'content-disposition': contentDispositionFor(safeFilename(item.filename), 'attachment'),
     'x-content-type-options': 'nosniff',
     'content-security-policy': "default-src 'none'; sandbox",
     'cache-control': 'no-cache',
