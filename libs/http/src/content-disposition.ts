@@ -4,7 +4,9 @@
  * U+FFFD, where encodeURIComponent would throw.
  */
 function encodeExtValue(value: string): string {
-  return encodeURIComponent(Buffer.from(value, 'utf8').toString('utf8')).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  // Stryker disable next-line StringLiteral: Buffer.from reads an empty encoding as its default, UTF-8
+  const bytes = Buffer.from(value, 'utf8');
+  return encodeURIComponent(bytes.toString('utf8')).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /**

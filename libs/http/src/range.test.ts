@@ -79,4 +79,22 @@ describe('parseRange', () => {
     r[1]!.end = 0;
     assert.deepEqual(parseRange('bytes=0-9,20-29', SIZE), [{ start: 0, end: 9 }, { start: 20, end: 29 }]);
   });
+
+  it('ignores an absent header, and one over 2000 characters even when well formed', () => {
+    assert.equal(parseRange(undefined, SIZE), null);
+    assert.equal(parseRange('', SIZE), null);
+    const padded = (length: number) => `bytes=${' '.repeat(length - 'bytes=0-9'.length)}0-9`;
+    assert.deepEqual(parseRange(padded(2000), SIZE), [{ start: 0, end: 9 }]);
+    assert.equal(parseRange(padded(2001), SIZE), null);
+  });
+
+  it('reads the unit only at the start of the header and the list up to its end', () => {
+    assert.equal(parseRange('xbytes=0-9', SIZE), null);
+    assert.equal(parseRange('bytes=0-9\n', SIZE), null, 'a line break is not part of a range list');
+    assert.deepEqual(parseRange('  BYTES = 0-9', SIZE), [{ start: 0, end: 9 }]);
+  });
+
+  it('allows spaces around the elements of a list', () => {
+    assert.deepEqual(parseRange('bytes=0-9, 20-29 ,  40-49', SIZE), [{ start: 0, end: 9 }, { start: 20, end: 29 }, { start: 40, end: 49 }]);
+  });
 });

@@ -38,6 +38,8 @@ describe('safeFilename', () => {
     assert.equal(safeFilename('com1.log'), '_com1.log');
     assert.equal(safeFilename('Lpt9'), '_Lpt9');
     assert.equal(safeFilename('console.txt'), 'console.txt');
+    assert.equal(safeFilename('falcon'), 'falcon', 'a device name at the end of a word is not one');
+    assert.equal(safeFilename('my.nul'), 'my.nul');
   });
 
   it('falls back when nothing is left', () => {
@@ -54,6 +56,24 @@ describe('safeFilename', () => {
     assert.equal(ascii, `${'a'.repeat(251)}.pdf`);
     assert.equal(safeFilename(`${'é'.repeat(200)}.txt`), `${'é'.repeat(125)}.txt`);
     assert.equal(safeFilename(`${'😀'.repeat(100)}.mp3`), `${'😀'.repeat(62)}.mp3`);
+  });
+
+  it('keeps an extension of exactly 16 characters (dot included) when cutting', () => {
+    const ext = `.${'b'.repeat(15)}`;
+    assert.equal(safeFilename(`${'a'.repeat(300)}${ext}`), `${'a'.repeat(255 - 16)}${ext}`);
+  });
+
+  it('leaves a name of 255 bytes or less as it is, dots and spaces inside included', () => {
+    assert.equal(safeFilename('a..txt'), 'a..txt');
+    assert.equal(safeFilename('a .txt'), 'a .txt');
+    const exact = `${'a'.repeat(250)} .txt`;
+    assert.equal(Buffer.byteLength(exact), 255);
+    assert.equal(safeFilename(exact), exact);
+  });
+
+  it('only trims the end of a cut stem, every dot and space of it', () => {
+    assert.equal(safeFilename(`hello world${'a'.repeat(300)}.txt`), `hello world${'a'.repeat(240)}.txt`);
+    assert.equal(safeFilename(`${'a'.repeat(249)} .${'x'.repeat(30)}.txt`), `${'a'.repeat(249)}.txt`);
   });
 
   it('does not keep an "extension" longer than 16 characters when cutting', () => {
@@ -81,6 +101,7 @@ describe('titleFromFilename', () => {
     assert.equal(titleFromFilename('my_holiday.photo.jpg'), 'my holiday photo');
     assert.equal(titleFromFilename('__a__b__.txt'), 'a b');
     assert.equal(titleFromFilename('README'), 'README');
+    assert.equal(titleFromFilename('a  \t b.txt'), 'a b');
   });
 
   it('keeps a leading-dot name whole and falls back to the file name when the stem is empty', () => {

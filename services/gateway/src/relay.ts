@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '@nondivy/errors';
+import { admitChunk, endedExactly } from './relay-count.js';
 
 /** The receiving side of a relayed file: its response, waiting for the sender's bytes. */
 interface Receiver {
@@ -145,18 +146,18 @@ function copyExactly(req: IncomingMessage, res: ServerResponse, size: number): P
       reject(err);
     };
     const onData = (chunk: Buffer) => {
-      const room = size - sent;
-      if (chunk.length > room) {
-        if (room > 0) res.write(chunk.subarray(0, room));
+      const { write, over } = admitChunk(sent, chunk.length, size);
+      if (over) {
+        if (write > 0) res.write(chunk.subarray(0, write));
         sent = size;
         return settle(new AppError('too_large', `More bytes than offered (${size})`));
       }
-      sent += chunk.length;
+      sent += write;
       if (!res.write(chunk)) req.pause();
     };
     const onDrain = () => req.resume();
     const onEnd = () => {
-      if (sent !== size) return settle(new AppError('bad_input', `Fewer bytes than offered (${sent} of ${size})`));
+      if (!endedExactly(sent, size)) return settle(new AppError('bad_input', `Fewer bytes than offered (${sent} of ${size})`));
       req.off('close', onSenderClose).off('error', onSenderClose);
       res.end();
     };
