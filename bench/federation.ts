@@ -11,7 +11,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '@nondivy/log';
 import { freePort } from '../tests/helpers/ports.js';
-import { createRedis, keys, RedisLibraryState, waitForRedis } from '@nondivy/state';
+import { createRedis, RedisLibraryState, waitForRedis } from '@nondivy/state';
+import { keys } from '@nondivy/state/keys';
 import { commitItems, percentile, pick, WORDS } from './search.js';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { CatalogSearch } from '@nondivy/catalog';
 import type { SearchQuery } from '@nondivy/contracts';
 import { createLogger } from '@nondivy/log';
-import { createRedis, keys, RedisLibraryState, waitForRedis } from '@nondivy/state';
+import { createRedis, RedisLibraryState, waitForRedis } from '@nondivy/state';
+import { keys } from '@nondivy/state/keys';
 import { newItemId } from '@nondivy/storage';
 
 export const WORDS = 'shadow river night garden empire winter silver journey ocean fire stone dream city forest storm light song mountain secret star north tale blood glass iron moon queen king road house war love time world heart sky rain wolf child last black white red green blue golden lost hidden broken'.split(' ');

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { keys } from './keys.js';
 import { withRedis } from './redis.js';
+import { SiteIdentityStore } from './site-identity-store.js';
 
 /** A linked site as stored. */
 export interface StoredLink {
@@ -40,14 +41,9 @@ function linkFromHash(h: Record<string, string>): StoredLink | null {
 export class RedisFederationStore {
   constructor(private readonly redis: Redis) {}
 
-  /** This site's id and private key (PEM), made on first use; `make` creates a key pair. */
+  /** This site's id and private key (PEM), made on first use (see SiteIdentityStore); `make` creates a key pair. */
   identity(make: () => { privatePem: string }): Promise<{ siteId: string; privatePem: string }> {
-    return withRedis(async () => {
-      await this.redis.hsetnx(keys.site, 'siteId', randomBytes(9).toString('base64url'));
-      if (!(await this.redis.hexists(keys.site, 'privateKey'))) await this.redis.hsetnx(keys.site, 'privateKey', make().privatePem);
-      const [siteId, privatePem] = await this.redis.hmget(keys.site, 'siteId', 'privateKey');
-      return { siteId: siteId!, privatePem: privatePem! };
-    });
+    return new SiteIdentityStore(this.redis).getOrCreateWithKey(make);
   }
 
   createInvite(secret: string, ttlMs: number, info: Record<string, string>): Promise<void> {

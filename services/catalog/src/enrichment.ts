@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { AppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import { guessKind, type BlobStore } from '@nondivy/storage';
-import { keys, RedisLibraryState, type Redis } from '@nondivy/state';
+import { LibraryEventGroup, RedisLibraryState, type GroupEntry, type Redis } from '@nondivy/state';
 import type { ResourceLimits } from 'node:worker_threads';
 import { ExtractionPool } from './enrich-pool.js';
 
@@ -21,13 +21,6 @@ export interface EnrichmentOptions {
   extractLimits?: ResourceLimits;
 }
 
-type Entry = [id: string, fields: string[]];
-
-const field = (fields: string[], name: string) => {
-  const i = fields.indexOf(name);
-  return i >= 0 && i % 2 === 0 ? fields[i + 1] : undefined;
-};
-
 /**
  * The enrichment worker: reads `item.created` events from the library stream through a consumer
  * group, so an upload is never slowed by it and a crash or restart loses no work (unacknowledged
@@ -43,10 +36,9 @@ const field = (fields: string[], name: string) => {
  */
 export class EnrichmentWorker {
   private readonly items: RedisLibraryState;
-  private reader: Redis | null = null;
+  private readonly events: LibraryEventGroup;
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly consumer = `${hostname()}-${process.pid}`;
   private readonly maxAttempts: number;
   private readonly reclaimAfterMs: number;
   private readonly blockMs: number;
@@ -54,6 +46,7 @@ export class EnrichmentWorker {
 
   constructor(private readonly options: EnrichmentOptions) {
     this.items = new RedisLibraryState(options.redis);
+    this.events = new LibraryEventGroup(options.redis, 'enrichment', `${hostname()}-${process.pid}`);
     this.pool = this.newPool();
     this.maxAttempts = options.maxAttempts ?? 3;
     this.reclaimAfterMs = options.reclaimAfterMs ?? 30_000;
@@ -63,15 +56,13 @@ export class EnrichmentWorker {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.reader = this.options.redis.duplicate({ commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null });
-    this.reader.on('error', () => undefined);
+    this.events.open();
     this.loopDone = this.loop();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.reader?.disconnect();
-    this.reader = null;
+    this.events.close();
     const pool = this.pool;
     this.pool = this.newPool();
     await pool.close();
@@ -83,63 +74,41 @@ export class EnrichmentWorker {
     return new ExtractionPool({ blobs, log, timeoutMs: extractTimeoutMs, resourceLimits: extractLimits });
   }
 
-  private async ensureGroup(r: Redis) {
-    try {
-      // From the start of the stream: items uploaded before the worker first ran get enriched too.
-      await r.xgroup('CREATE', keys.libraryEvents, keys.enrichmentGroup, '0', 'MKSTREAM');
-    } catch (err) {
-      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
-    }
-  }
-
   private async loop() {
     let failures = 0;
-    let groupReady = false;
     let lastReclaim = 0;
-    while (this.running && this.reader) {
-      const r = this.reader;
+    while (this.running) {
       try {
-        if (!groupReady) {
-          await this.ensureGroup(r);
-          groupReady = true;
-        }
         if (Date.now() - lastReclaim > this.reclaimAfterMs / 2) {
           lastReclaim = Date.now();
-          const [, claimed] = (await r.xautoclaim(keys.libraryEvents, keys.enrichmentGroup, this.consumer, this.reclaimAfterMs, '0-0', 'COUNT', 50)) as [string, Entry[]];
-          for (const entry of claimed) await this.handle(r, entry);
+          for (const entry of await this.events.claimIdle(this.reclaimAfterMs, 50)) await this.handle(entry);
         }
-        const res = (await r.xreadgroup('GROUP', keys.enrichmentGroup, this.consumer, 'COUNT', 20, 'BLOCK', this.blockMs, 'STREAMS', keys.libraryEvents, '>')) as
-          | [string, Entry[]][]
-          | null;
+        const entries = await this.events.read(20, this.blockMs);
         failures = 0;
-        for (const entry of res?.[0]?.[1] ?? []) await this.handle(r, entry);
+        for (const entry of entries) await this.handle(entry);
       } catch (err) {
         if (!this.running) break;
-        if (/NOGROUP/.test((err as Error).message)) groupReady = false;
         if (failures++ === 0) this.options.log.warn({ err: { message: (err as Error).message } }, 'enrichment paused; retrying');
         await new Promise((res) => setTimeout(res, Math.min(250 * failures, 2000)));
       }
     }
   }
 
-  private async handle(r: Redis, [entryId, fields]: Entry) {
-    const type = field(fields, 'type');
-    const id = field(fields, 'id');
-    if (type !== 'item.created' || !id) {
-      await r.xack(keys.libraryEvents, keys.enrichmentGroup, entryId);
+  private async handle(entry: GroupEntry) {
+    const id = entry.itemId;
+    if (entry.type !== 'item.created' || !id) {
+      await this.events.ack(entry.entryId);
       return;
     }
     try {
       await this.enrich(id);
-      await r.xack(keys.libraryEvents, keys.enrichmentGroup, entryId);
+      await this.events.ack(entry.entryId);
     } catch (err) {
       // A system failure: leave it pending for a retry, unless it has been tried enough.
-      const pending = (await r.xpending(keys.libraryEvents, keys.enrichmentGroup, entryId, entryId, 1)) as [string, string, number, number][];
-      const attempts = pending[0]?.[3] ?? 1;
+      const attempts = await this.events.deliveries(entry.entryId);
       const reason = (err as Error).message.slice(0, 300);
       if (attempts >= this.maxAttempts) {
-        await r.hset(keys.enrichmentParked, id, JSON.stringify({ reason, attempts, at: new Date().toISOString() }));
-        await r.xack(keys.libraryEvents, keys.enrichmentGroup, entryId);
+        await this.events.park({ ...entry, itemId: id }, { reason, attempts, at: new Date().toISOString() });
         this.options.log.error({ id, attempts, reason }, 'enrichment parked after repeated failures');
       } else {
         this.options.log.warn({ id, attempts, reason }, 'enrichment failed; will retry');

@@ -1,8 +1,7 @@
 import { loadCatalogConfig } from '@nondivy/config';
 import { createLogger } from '@nondivy/log';
 import { loadConfigOrExit } from '@nondivy/runtime';
-import { createRedis, waitForRedis } from '@nondivy/state';
-import { CatalogSearch } from './search.js';
+import { createRedis, RedisSearchIndex, waitForRedis } from '@nondivy/state';
 
 /**
  * `npm run reindex`: rebuilds the search index from the item store (after a change of the text
@@ -17,6 +16,6 @@ if (!config.redis.url) {
 const redis = createRedis(config.redis.url, log, 'reindex');
 await waitForRedis(redis, log, 10_000);
 const t0 = Date.now();
-const count = await new CatalogSearch(redis).reindex((done) => log.debug({ done }, 'progress'));
+const count = await new RedisSearchIndex(redis).rebuild((done) => log.debug({ done }, 'progress'));
 log.info({ items: count, ms: Date.now() - t0 }, 'index rebuilt');
 redis.disconnect();

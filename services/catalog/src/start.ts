@@ -1,11 +1,10 @@
 import type { CatalogConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
-import { type Redis, waitForRedis } from '@nondivy/state';
+import { RedisSearchIndex, type Redis, waitForRedis } from '@nondivy/state';
 import { createBlobStore } from '@nondivy/storage';
 import type { FastifyInstance } from 'fastify';
 import { buildCatalog } from './app.js';
 import { EnrichmentWorker } from './enrichment.js';
-import { CatalogSearch } from './search.js';
 
 export interface RunningCatalog {
   app: FastifyInstance;
@@ -13,10 +12,10 @@ export interface RunningCatalog {
   close(): Promise<void>;
 }
 
-/** Waits for Redis, opens the blob store, starts the enrichment worker, builds and listens. */
+/** Waits for Redis, rebuilds a search index built by older rules, opens the blob store, starts the enrichment worker, builds and listens. */
 export async function startCatalog(config: CatalogConfig, log: Logger, redis: Redis): Promise<RunningCatalog> {
   await waitForRedis(redis, log);
-  await new CatalogSearch(redis).upgradeIndex(log);
+  await new RedisSearchIndex(redis).upgrade(log);
   const blobs = await createBlobStore(config.blobs, log);
   const worker = new EnrichmentWorker({ redis, blobs, log: log.child({ worker: 'enrichment' }) });
   worker.start();

@@ -1,3 +1,3 @@
-export { startDiscovery, ensureSiteId, type RunningDiscovery } from './start.js';
+export { startDiscovery, type RunningDiscovery } from './start.js';
 export { announce, lanAddress, lanInterfaces, type Announcement } from './announce.js';
 export { announceAddress, chooseAnnounceInterfaces, isVirtualInterface, VIRTUAL_INTERFACE_PREFIXES, type InterfaceChoice, type InterfaceTable } from './interfaces.js';

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { DiscoveryConfig } from '@nondivy/config';
 import { NONDIVY_VERSION } from '@nondivy/contracts';
 import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
 import type { Logger } from '@nondivy/log';
-import { keys, RedisDeviceStore, redisReady, RedisTransferStore, type Redis, waitForRedis } from '@nondivy/state';
+import { RedisDeviceStore, redisReady, RedisTransferStore, SiteIdentityStore, type Redis, waitForRedis } from '@nondivy/state';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { announce } from './announce.js';
 
@@ -13,12 +12,6 @@ export interface RunningDiscovery {
   close(): Promise<void>;
 }
 
-/** This site's id: made once, kept in Redis, announced on the LAN and given to linked sites. */
-export async function ensureSiteId(redis: Redis): Promise<string> {
-  await redis.hsetnx(keys.site, 'siteId', randomBytes(9).toString('base64url'));
-  return (await redis.hget(keys.site, 'siteId'))!;
-}
-
 /**
  * The discovery service: announces the site on the LAN (DNS-SD, when NONDIVY_ANNOUNCE=1), and keeps
  * the device registry honest — devices whose heartbeats stopped are published as offline, offers
@@ -26,7 +19,8 @@ export async function ensureSiteId(redis: Redis): Promise<string> {
  */
 export async function startDiscovery(config: DiscoveryConfig, log: Logger, redis: Redis): Promise<RunningDiscovery> {
   await waitForRedis(redis, log);
-  const siteId = await ensureSiteId(redis);
+  // This site's id (made by whichever service starts first), announced on the LAN and given to linked sites.
+  const siteId = await new SiteIdentityStore(redis).getOrCreate();
   const devices = new RedisDeviceStore(redis, config.sharing.presenceTtlMs);
   const transfers = new RedisTransferStore(redis);
 

@@ -1,36 +1,14 @@
-import { LibraryEvent, PresenceEvent, TransferEvent } from '@nondivy/contracts';
 import type { Logger } from '@nondivy/log';
-import { keys, type Redis } from '@nondivy/state';
-
-/** The streams fanned out: library changes (replayable by Last-Event-ID), presence, transfers. */
-const STREAMS = [
-  { key: keys.libraryEvents, kind: 'library', schema: LibraryEvent },
-  { key: keys.presenceEvents, kind: 'presence', schema: PresenceEvent },
-  { key: keys.transferEvents, kind: 'transfer', schema: TransferEvent },
-] as const;
+import { EventStreams, type EventStreamTail, type Redis, type StreamEvent } from '@nondivy/state';
 
 /** One event as delivered to clients: its stream, the stream entry id and the event. */
-export type HubEvent =
-  | { id: string; stream: 'library'; event: LibraryEvent }
-  | { id: string; stream: 'presence'; event: PresenceEvent }
-  | { id: string; stream: 'transfer'; event: TransferEvent };
+export type HubEvent = StreamEvent;
 
 type Listener = (e: HubEvent) => void;
 
 const BLOCK_MS = 5000;
 /** Most missed events sent to a client that reconnects with Last-Event-ID. */
 export const MAX_BACKLOG = 1000;
-
-function parseEntries(stream: (typeof STREAMS)[number], entries: [string, string[]][]): HubEvent[] {
-  const out: HubEvent[] = [];
-  for (const [id, fields] of entries) {
-    const obj: Record<string, string> = {};
-    for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1]!;
-    const parsed = stream.schema.safeParse(obj);
-    if (parsed.success) out.push({ id, stream: stream.kind, event: parsed.data } as HubEvent);
-  }
-  return out;
-}
 
 /**
  * Fans the event streams (library, presence, transfers) out to live clients (server-sent events) from ONE blocking reader
@@ -39,14 +17,16 @@ function parseEntries(stream: (typeof STREAMS)[number], entries: [string, string
  */
 export class EventHub {
   private readonly listeners = new Set<Listener>();
-  private reader: Redis | null = null;
+  private readonly streams: EventStreams;
+  private tail: EventStreamTail | null = null;
   private running = false;
-  private lastIds: string[] = STREAMS.map(() => '$');
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.streams = new EventStreams(redis);
+  }
 
   /** Starts delivering new events to `listener`; returns the function that stops it. */
   subscribe(listener: Listener): () => void {
@@ -57,34 +37,23 @@ export class EventHub {
     };
   }
 
-  /** Events after `afterId` still in the stream (at most MAX_BACKLOG). */
+  /** Library events after `afterId` still in the stream (at most MAX_BACKLOG). */
   async backlog(afterId: string): Promise<HubEvent[]> {
     if (!/^\d{1,20}-\d{1,20}$/.test(afterId)) return [];
-    const entries = (await this.redis.xrange(keys.libraryEvents, `(${afterId}`, '+', 'COUNT', MAX_BACKLOG)) as [string, string[]][];
-    return parseEntries(STREAMS[0], entries);
+    return this.streams.replayLibrary(afterId, MAX_BACKLOG);
   }
 
   private async loop() {
     this.running = true;
-    // Blocking reads need a connection of their own, without the shared connection's command timeout.
-    if (!this.reader) {
-      this.reader = this.redis.duplicate({ commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null });
-      this.reader.on('error', () => undefined); // outages are retried (and logged) by the loop below
-    }
+    this.tail ??= this.streams.tail();
     let failures = 0;
-    while (this.listeners.size > 0 && this.reader) {
+    while (this.listeners.size > 0 && this.tail) {
       try {
-        const res = (await this.reader.xread('BLOCK', BLOCK_MS, 'STREAMS', ...STREAMS.map((s) => s.key), ...this.lastIds)) as [string, [string, string[]][]][] | null;
+        const events = await this.tail.next(BLOCK_MS);
         failures = 0;
-        if (!res) continue;
-        for (const [key, entries] of res) {
-          const i = STREAMS.findIndex((s) => s.key === key);
-          if (i < 0 || !entries.length) continue;
-          this.lastIds[i] = entries[entries.length - 1]![0];
-          for (const e of parseEntries(STREAMS[i]!, entries)) for (const l of this.listeners) l(e);
-        }
+        for (const e of events) for (const l of this.listeners) l(e);
       } catch (err) {
-        if (!this.reader) break;
+        if (!this.tail) break;
         if (failures++ === 0) this.log.warn({ err: { message: (err as Error).message } }, 'event stream unavailable; retrying');
         await new Promise((r) => setTimeout(r, Math.min(200 * failures, 2000)));
       }
@@ -95,8 +64,8 @@ export class EventHub {
   /** Stops reading and closes the reader's connection. */
   close(): void {
     this.listeners.clear();
-    const r = this.reader;
-    this.reader = null;
-    r?.disconnect();
+    const t = this.tail;
+    this.tail = null;
+    t?.close();
   }
 }
