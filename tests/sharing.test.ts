@@ -237,20 +237,24 @@ describe('device-to-device sharing with the nondivy CLI', () => {
       const t = (await (await api('/transfers', { method: 'POST', headers: dev, json: { from: reg.device.id, to: device.id, files: [{ name, size: offered.length, sha256: sha(offered) }] } })).json()) as { id: string };
       await within(10_000, async () => ((await (await api(`/transfers/${t.id}`, { headers: dev })).json()) as { state: string }).state === 'accepted');
       await api(`/transfers/${t.id}/route`, { method: 'POST', headers: dev, json: { route: 'relay' } });
-      await api(`/transfers/${t.id}/files/0`, { method: 'PUT', headers: { ...dev, 'content-type': 'application/octet-stream' }, body: sent }).catch(() => undefined);
-      return { code: await run.done, run };
+      const put = await api(`/transfers/${t.id}/files/0`, { method: 'PUT', headers: { ...dev, 'content-type': 'application/octet-stream' }, body: sent });
+      const answer = { status: put.status, body: await put.text() };
+      return { code: await run.done, run, answer };
     };
     const good = Buffer.from('the real content');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'evil.txt'), 'already here');
     const r1 = await offerAndSend('../../etc/evil.txt', good, good, 'bob-safe-1');
     assert.equal(r1.code, 0, r1.run.stderr());
+    assert.deepEqual(r1.answer, { status: 204, body: '' }, 'the sender is told its bytes were delivered');
     assert.equal(readFileSync(join(dir, 'evil.txt'), 'utf8'), 'already here', 'never overwritten');
     assert.deepEqual(readFileSync(join(dir, 'evil (1).txt')), good);
     assert.ok(!existsSync(join(work.path, 'etc')), 'nothing outside the folder');
 
     const r2 = await offerAndSend('tampered.bin', good, Buffer.from('the fake content'), 'bob-safe-2');
     assert.equal(r2.code, 1);
+    // The relay carries exactly the offered number of bytes; the hash is the receiver's check.
+    assert.deepEqual(r2.answer, { status: 204, body: '' });
     assert.ok(!readdirSync(dir).some((f) => f.includes('tampered')), 'a file with the wrong hash is removed');
 
     // Wrong tokens: the direct endpoint and the relay refuse.
