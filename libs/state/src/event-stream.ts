@@ -19,9 +19,10 @@ function readerOf(redis: Redis): Redis {
   return reader;
 }
 
+/** A stream entry's fields [name, value, …] as an object. */
 const fieldsOf = (fields: string[]): Record<string, string> => {
   const obj: Record<string, string> = {};
-  for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] ??= fields[i + 1]!;
+  for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1]!;
   return obj;
 };
 
@@ -152,9 +153,7 @@ export type StreamEvent =
 function parseEntries(stream: (typeof STREAMS)[number], entries: RawEntry[]): StreamEvent[] {
   const out: StreamEvent[] = [];
   for (const [id, fields] of entries) {
-    const obj: Record<string, string> = {};
-    for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1]!;
-    const parsed = stream.schema.safeParse(obj);
+    const parsed = stream.schema.safeParse(fieldsOf(fields));
     if (parsed.success) out.push({ id, stream: stream.kind, event: parsed.data } as StreamEvent);
   }
   return out;

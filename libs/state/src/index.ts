@@ -1,6 +1,6 @@
 // The repositories over Redis: services speak to these, never to keys or scripts. Key names are
 // exported only through `@nondivy/state/keys`, for tests and tools that inspect a Redis.
-export { createRedis, waitForRedis, redisError, withRedis, redisReady, REDIS_COMMAND_TIMEOUT_MS } from './redis.js';
+export { createRedis, waitForRedis, redisReady, REDIS_COMMAND_TIMEOUT_MS } from './redis.js';
 export { RedisLibraryState, type ExpiredUpload } from './library-state.js';
 export { RedisSearchIndex, SEARCH_INDEX_VERSION, type IndexQuery, type IndexCursor, type IndexPage } from './search-index.js';
 export { LibraryEventGroup, EventStreams, EventStreamTail, type GroupEntry, type LibraryConsumerGroup, type StreamEvent } from './event-stream.js';
