@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Role, User } from '@nondivy/contracts';
-import { AppError, conflict } from '@nondivy/errors';
+import { AppError, conflict, forbidden, notFound, unauthorized } from '@nondivy/errors';
 import type { RedisLoginThrottle, RedisSessionStore, RedisUserStore, StoredUser } from '@nondivy/state';
 import { generatePassword, hashPassword, verifyPassword } from './passwords.js';
 
@@ -63,6 +63,15 @@ export class AuthService {
 
   /** Checks a password for `ip`, applying the throttle; returns the user or throws. */
   async verifyLogin(username: string, password: string, ip: string): Promise<User> {
+    return publicUser(await this.checkPassword(username, password, ip));
+  }
+
+  /**
+   * The throttled password check behind every front door: refused (`rate_limited`) while `ip` is
+   * locked out, and each wrong password counts against `ip`. Returns the account as stored, so a
+   * session can be tied to the password that was checked.
+   */
+  private async checkPassword(username: string, password: string, ip: string): Promise<StoredUser> {
     const { throttle } = this.options;
     const status = await throttle.status(ip);
     if (status.failures >= this.options.maxFailures) {
@@ -81,15 +90,20 @@ export class AuthService {
       throw new AppError('unauthorized', 'Wrong username or password');
     }
     if (status.failures > 0) await throttle.reset(ip);
-    return publicUser(user);
+    return user;
   }
 
-  /** Logs in and opens a session. */
+  /**
+   * Logs in and opens a session. The session is only opened if the account still has the password
+   * just checked, so a login racing a reset or a deletion gets no token.
+   */
   async login(username: string, password: string, ip: string): Promise<Session> {
-    const user = await this.verifyLogin(username, password, ip);
+    const user = await this.checkPassword(username, password, ip);
     const token = randomBytes(32).toString('base64url');
-    await this.options.sessions.create(tokenHash(token), user.username, this.options.sessionTtlSeconds);
-    return { token, user, expiresAt: new Date(Date.now() + this.options.sessionTtlSeconds * 1000).toISOString() };
+    if (!(await this.options.sessions.create(tokenHash(token), user.username, this.options.sessionTtlSeconds, user.passwordHash))) {
+      throw unauthorized('Wrong username or password');
+    }
+    return { token, user: publicUser(user), expiresAt: new Date(Date.now() + this.options.sessionTtlSeconds * 1000).toISOString() };
   }
 
   async logout(token: string): Promise<void> {
@@ -113,6 +127,49 @@ export class AuthService {
    */
   async setPassword(username: string, password: string, keepToken?: string): Promise<boolean> {
     return this.options.users.setPassword(username, await hashPassword(password), keepToken ? tokenHash(keepToken) : '');
+  }
+
+  /**
+   * A logged-in user changes their own password. The current one is checked like a login from `ip`
+   * (throttled, and a wrong one counts as a failed login there), so a stolen session token gives no
+   * unlimited guesses; it is answered `forbidden`, not `unauthorized`, because the session itself is
+   * fine. The session `keepToken` goes on; every other session of the user ends.
+   */
+  async changeOwnPassword(username: string, current: string, password: string, ip: string, keepToken: string): Promise<void> {
+    try {
+      await this.checkPassword(username, current, ip);
+    } catch (err) {
+      if (err instanceof AppError && err.kind === 'unauthorized') throw forbidden('The current password is wrong');
+      throw err;
+    }
+    if (!(await this.setPassword(username, password, keepToken))) throw notFound('No such user');
+  }
+
+  /**
+   * An admin changes an account: its role and/or its password. A new password ends all of the
+   * account's sessions. The role is changed first, so a refused demotion (`conflict`: it is the last
+   * admin) changes nothing.
+   */
+  async updateUser(username: string, change: { role?: Role; password?: string }): Promise<User> {
+    const passwordHash = change.password === undefined ? undefined : await hashPassword(change.password);
+    if (change.role !== undefined) this.check(await this.options.users.setRole(username, change.role));
+    if (passwordHash !== undefined && !(await this.options.users.setPassword(username, passwordHash))) throw notFound('No such user');
+    const user = await this.options.users.get(username);
+    if (!user) throw notFound('No such user');
+    return publicUser(user);
+  }
+
+  /**
+   * Deletes an account and ends its sessions at once (REST tokens and FTP logins fail from then on).
+   * The last admin cannot be deleted (`conflict`).
+   */
+  async deleteUser(username: string): Promise<void> {
+    this.check(await this.options.users.delete(username));
+  }
+
+  private check(outcome: 'done' | 'no_such_user' | 'last_admin'): void {
+    if (outcome === 'no_such_user') throw notFound('No such user');
+    if (outcome === 'last_admin') throw conflict('This is the last admin: make another admin first');
   }
 
   async createUser(username: string, password: string, role: Role): Promise<User> {

@@ -10,6 +10,16 @@ export const Username = z
   .toLowerCase()
   .regex(/^[a-z0-9][a-z0-9._-]{1,31}$/, 'usernames are 2-32 characters: letters, digits, . _ -');
 
+/**
+ * Names that mean "nobody logged in" elsewhere: FTP's `anonymous` login, and `guest`, the owner shown
+ * for devices registered without a login. An account by these names would be confused with them.
+ */
+export const RESERVED_USERNAMES = ['anonymous', 'guest'] as const;
+
+/** A name for a new account: a valid username that is not reserved. */
+export const NewUsername = Username.refine((n) => !(RESERVED_USERNAMES as readonly string[]).includes(n), 'that name is reserved');
+
+/** Every password set through the API: at account creation, by an admin's reset, by its owner's change. */
 export const Password = z.string().min(8, 'at least 8 characters').max(200);
 
 export const User = z.object({
@@ -31,7 +41,24 @@ export const LoginResponse = z.object({
 });
 
 export const CreateUserRequest = z.strictObject({
-  username: Username,
+  username: NewUsername,
   password: Password,
   role: Role.default('member'),
 });
+
+export const UsernameParams = z.object({ username: Username });
+
+export const UpdateUserRequest = z
+  .strictObject({
+    role: Role.optional(),
+    password: Password.optional().describe('A new password: ends every session of the account'),
+  })
+  .refine((b) => b.role !== undefined || b.password !== undefined, 'nothing to change: send role and/or password')
+  .describe('Set the role and/or reset the password. Demoting the last admin is refused (409).');
+
+export const ChangePasswordRequest = z
+  .strictObject({
+    current: z.string().max(200).describe('The password now; a wrong one counts as a failed login from this address'),
+    password: Password,
+  })
+  .describe('Change one\'s own password: this session goes on, every other session of the account ends.');

@@ -22,6 +22,39 @@ redis.call('SADD', KEYS[2], redis.call('HGET', KEYS[1], 'username'))
 return 1
 `);
 
+/** Lua: whether an account other than ARGV[1] is an admin (KEYS[2]: the users set; user keys by prefix). */
+const OTHER_ADMIN = `
+local function otherAdmin(usersKey, name)
+  for _, other in ipairs(redis.call('SMEMBERS', usersKey)) do
+    if other ~= name and redis.call('HGET', '${keys.user('')}' .. other, 'role') == 'admin' then return true end
+  end
+  return false
+end
+`;
+
+// KEYS: user:<name>, users   ARGV: username, role   → 1 set, 0 no such user, -1 it is the last admin
+const SET_ROLE = new LuaScript(`${OTHER_ADMIN}
+local role = redis.call('HGET', KEYS[1], 'role')
+if not role then return 0 end
+if role == 'admin' and ARGV[2] ~= 'admin' and not otherAdmin(KEYS[2], ARGV[1]) then return -1 end
+redis.call('HSET', KEYS[1], 'role', ARGV[2])
+return 1
+`);
+
+// KEYS: user:<name>, users, user:<name>:sessions   ARGV: username   → 1 deleted, 0 no such user, -1 it is the last admin
+// The account, every session of it and its session index go together: no token of it works afterwards.
+const DELETE_USER = new LuaScript(`${OTHER_ADMIN}
+local role = redis.call('HGET', KEYS[1], 'role')
+if not role then return 0 end
+if role == 'admin' and not otherAdmin(KEYS[2], ARGV[1]) then return -1 end
+for _, h in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  redis.call('DEL', '${keys.session('')}' .. h)
+end
+redis.call('DEL', KEYS[3], KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+`);
+
 // KEYS: user:<name>, user:<name>:sessions   ARGV: passwordHash, token hash of the session to keep ('' for none)
 // Sets the password and ends the user's sessions but the one kept. `sessionsValidFrom` (Redis clock, ms) also
 // ends sessions that the sorted set does not know (issued before it existed): they carry no issue time.
@@ -48,8 +81,11 @@ end
 return 1
 `);
 
-// KEYS: session:<hash>, user:<name>:sessions   ARGV: username, token hash, ttl seconds
+// KEYS: session:<hash>, user:<name>:sessions, user:<name>   ARGV: username, token hash, ttl seconds, password hash checked
+// Opens a session only if the account still has the password that was checked: a login that raced a
+// password reset or a deletion gets no session (0). Returns the issue time otherwise.
 const CREATE_SESSION = new LuaScript(`
+if redis.call('HGET', KEYS[3], 'passwordHash') ~= ARGV[4] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
@@ -59,6 +95,10 @@ redis.call('ZADD', KEYS[2], now + ttl * 1000, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ttl * 1000)
 return now
 `);
+
+/** Why an account change was refused. */
+export type AccountChange = 'done' | 'no_such_user' | 'last_admin';
+const outcome = (n: unknown): AccountChange => (n === 1 ? 'done' : n === -1 ? 'last_admin' : 'no_such_user');
 
 /** User accounts in Redis. */
 export class RedisUserStore {
@@ -90,6 +130,22 @@ export class RedisUserStore {
     return withRedis(async () => (await SET_PASSWORD.run(this.redis, 2, keys.user(username), keys.userSessions(username), passwordHash, keepTokenHash)) === 1);
   }
 
+  /**
+   * Sets a user's role. Refused (`last_admin`) when it would demote the only admin, checked in the
+   * same script as the change, so two admins demoting each other at once cannot leave none.
+   */
+  setRole(username: string, role: Role): Promise<AccountChange> {
+    return withRedis(async () => outcome(await SET_ROLE.run(this.redis, 2, keys.user(username), keys.users, username, role)));
+  }
+
+  /**
+   * Deletes an account with all of its sessions, atomically; refused (`last_admin`) for the only admin.
+   * What the user uploaded is not theirs to take away: library items stay.
+   */
+  delete(username: string): Promise<AccountChange> {
+    return withRedis(async () => outcome(await DELETE_USER.run(this.redis, 3, keys.user(username), keys.users, keys.userSessions(username), username)));
+  }
+
   list(): Promise<StoredUser[]> {
     return withRedis(async () => {
       const names = await this.redis.smembers(keys.users);
@@ -112,10 +168,14 @@ export interface StoredSession {
 export class RedisSessionStore {
   constructor(private readonly redis: Redis) {}
 
-  create(tokenHash: string, username: string, ttlSeconds: number): Promise<void> {
-    return withRedis(async () => {
-      await CREATE_SESSION.run(this.redis, 2, keys.session(tokenHash), keys.userSessions(username), username, tokenHash, ttlSeconds);
-    });
+  /**
+   * Opens a session for `username` if the account still has `passwordHash` (the one the login was
+   * checked against); false when it was deleted or its password changed meanwhile.
+   */
+  create(tokenHash: string, username: string, ttlSeconds: number, passwordHash: string): Promise<boolean> {
+    return withRedis(async () =>
+      (await CREATE_SESSION.run(this.redis, 3, keys.session(tokenHash), keys.userSessions(username), keys.user(username), username, tokenHash, ttlSeconds, passwordHash)) !== 0,
+    );
   }
 
   find(tokenHash: string): Promise<StoredSession | null> {
