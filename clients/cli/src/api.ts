@@ -94,7 +94,12 @@ export async function problemMessage(res: Response): Promise<string> {
 export function problemMessageOf(status: number, statusText: string, text: string): string {
   try {
     const problem = Problem.safeParse(JSON.parse(text));
-    if (problem.success) return problem.data.detail || problem.data.title || `HTTP ${status}`;
+    if (problem.success) {
+      const main = problem.data.detail || problem.data.title || `HTTP ${status}`;
+      // "Invalid body" alone does not say what to fix: the fields and their rules do.
+      const fields = (problem.data.errors ?? []).slice(0, 3).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));
+      return fields.length ? `${main} (${fields.join('; ')})` : main;
+    }
   } catch {
     // not JSON: fall through
   }

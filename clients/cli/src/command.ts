@@ -24,14 +24,27 @@ export interface CommandDefinition<O extends OptionSpecs> {
   summary: string;
   /** Usage lines and the command's own options, shown by --help above the common options. */
   usage: string;
+  /** Command lines a new user can copy, each with what it does after a "#": --help ends with them. */
+  examples: readonly string[];
   options: O;
   ownSignals?: boolean;
   /** Resolves to the exit status (undefined = 0); failures throw. */
   run(args: Parsed<O>, ctx: Context): Promise<number | void>;
 }
 
+/** "Examples:" and the lines, their "#" comments aligned. */
+function formatExamples(examples: readonly string[]): string {
+  const split = examples.map((e) => {
+    const i = e.indexOf(' # ');
+    return i < 0 ? [e, ''] : [e.slice(0, i), e.slice(i + 3)];
+  });
+  // Comments line up, except after a command too long for that to stay readable.
+  const width = Math.max(0, ...split.filter(([cmd, note]) => note && cmd!.length <= 48).map(([cmd]) => cmd!.length));
+  return `${examples.length === 1 ? 'Example' : 'Examples'}:\n${split.map(([cmd, note]) => `  ${note ? `${cmd!.padEnd(width)}   # ${note}` : cmd}`).join('\n')}`;
+}
+
 export function defineCommand<O extends OptionSpecs>(def: CommandDefinition<O>): Command {
-  const help = () => `${def.summary}\n\n${def.usage.trim()}\n\n${COMMON_HELP}\n`;
+  const help = () => `${def.summary}\n\n${def.usage.trim()}\n\n${COMMON_HELP}\n\n${formatExamples(def.examples)}\n`;
   return {
     name: def.name,
     summary: def.summary,

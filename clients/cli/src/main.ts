@@ -6,11 +6,13 @@ import { discoverCommand } from './commands/discover.js';
 import { linkCommand, linksCommand, unlinkCommand } from './commands/federation.js';
 import { getCommand } from './commands/get.js';
 import { loginCommand } from './commands/login.js';
+import { passwdCommand } from './commands/passwd.js';
 import { receiveCommand } from './commands/receive.js';
 import { searchCommand } from './commands/search.js';
 import { sendCommand } from './commands/send.js';
 import { startCommand } from './commands/start.js';
 import { uploadCommand } from './commands/upload.js';
+import { usersCommand } from './commands/users.js';
 import { CliError, Interrupted, isInterruption, UsageError } from './errors.js';
 import { clearStatus } from './progress.js';
 
@@ -19,7 +21,7 @@ import { clearStatus } from './progress.js';
  * source (bin/nondivy.mjs with tsx) and bundled (dist/nondivy.mjs): either way it sits one folder
  * below clients/cli, so the repository root is three levels up.
  */
-const COMMANDS: Command[] = [discoverCommand, loginCommand, uploadCommand, searchCommand, getCommand, devicesCommand, sendCommand, receiveCommand, linkCommand, linksCommand, unlinkCommand, startCommand];
+const COMMANDS: Command[] = [discoverCommand, loginCommand, uploadCommand, searchCommand, getCommand, devicesCommand, sendCommand, receiveCommand, linkCommand, linksCommand, unlinkCommand, passwdCommand, usersCommand, startCommand];
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 

@@ -41,6 +41,10 @@ interface Active {
   lastActivity: number;
 }
 
+/** Why an offer was rejected, as the sender reads it. */
+export const DECLINED = 'the receiver declined';
+export const NO_TERMINAL = 'the receiver is not at a terminal; run receive with --yes to accept';
+
 /** An accepted transfer with no byte arriving for this long is given up. */
 const IDLE_MS = 5 * 60_000;
 /** Pages of open offers read per look (100 each: far more than a server lets a device have). */
@@ -108,8 +112,9 @@ export class Receiver {
       const directUrl = opts.advertiseUrl ?? directUrlFor(opts.listenHost, port);
       session = this.session = await DeviceSession.register(this.api, ctx.out, ctx.deviceName, directUrl);
       ctx.out.note(
-        `receiving into ${resolvePath(opts.dir)} as "${printable(session.device.name)}" (device ${session.id}, direct at ${directUrl})${opts.once ? '' : '; Ctrl-C to stop'}`,
+        `receiving into ${printable(resolvePath(opts.dir))} as "${printable(session.device.name)}" (device ${session.id}, direct at ${directUrl})${opts.once ? '' : '; Ctrl-C to stop'}`,
       );
+      if (!opts.yes && !canPrompt()) ctx.out.warn('stdin is not a terminal, so offers cannot be asked about: each is rejected (run receive with --yes to accept them)');
       try {
         return await this.loop();
       } finally {
@@ -208,11 +213,12 @@ export class Receiver {
     }
     const device = { deviceToken: this.session.token };
     if (!accept) {
-      const reason = 'not accepted';
+      // The sender sees this reason: it says what the receiver's user can do about it.
+      const reason = opts.yes || canPrompt() ? DECLINED : NO_TERMINAL;
       try {
         await this.api.send('POST', `/transfers/${t.id}/reject`, { ...device, json: { reason } });
         this.emit('rejected', t, { reason });
-        ctx.out.line(`rejected ${t.id}`);
+        ctx.out.line(`rejected ${t.id}: ${reason}`);
       } catch (err) {
         this.reportFailed(t, `could not reject: ${messageOf(err)}`);
       }

@@ -8,6 +8,10 @@ export const devicesCommand = defineCommand({
   usage: `Usage: nondivy devices [--all]
 
   --all   include the devices of linked sites`,
+  examples: [
+    'nondivy devices # the devices online at this site',
+    'nondivy devices --all # and those of linked sites (send to them as NAME@SITE)',
+  ],
   options: { all: { type: 'boolean' } },
   async run({ values }, ctx) {
     const api = await ctx.api({ login: 'optional' });

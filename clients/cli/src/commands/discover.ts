@@ -9,6 +9,10 @@ export const discoverCommand = defineCommand({
   usage: `Usage: nondivy discover [--timeout MS]
 
   --timeout MS    how long to listen for answers (default 2000)`,
+  examples: [
+    'nondivy discover # the sites announcing themselves on the LAN',
+    'nondivy discover --timeout 5000 --json',
+  ],
   options: { timeout: { type: 'string' } },
   async run({ values }, ctx) {
     const timeoutMs = intOption('timeout', values.timeout, 2000, 100, 600_000);

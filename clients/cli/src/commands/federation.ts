@@ -9,6 +9,10 @@ export const linkCommand = defineCommand({
   summary: 'Link this site with another one (admins): make an invite, or use one.',
   usage: `Usage: nondivy link            print an invite code for another site's admin (valid once, for a while)
        nondivy link CODE       link this site to the site that made CODE`,
+  examples: [
+    'nondivy link # on the first site: prints an invite code',
+    'nondivy link ndv1.… # on the other site: links the two',
+  ],
   options: {},
   async run({ positionals }, ctx) {
     if (positionals.length > 1) throw new UsageError('link takes at most one invite code');
@@ -30,6 +34,9 @@ export const linksCommand = defineCommand({
   name: 'links',
   summary: 'List the linked sites and their state (admins).',
   usage: 'Usage: nondivy links',
+  examples: [
+    'nondivy links # each linked site, online or unreachable since when',
+  ],
   options: {},
   async run(_args, ctx) {
     const api = await ctx.api({ login: 'required' });
@@ -52,6 +59,9 @@ export const unlinkCommand = defineCommand({
   name: 'unlink',
   summary: 'Unlink a site (admins): on both sides, or on this one if the other is gone.',
   usage: 'Usage: nondivy unlink SITE   (site id or name, as `nondivy links` shows)',
+  examples: [
+    'nondivy unlink Riverside # by name, as nondivy links shows it (or by site id)',
+  ],
   options: {},
   async run({ positionals }, ctx) {
     if (positionals.length !== 1) throw new UsageError('unlink takes one site id or name');

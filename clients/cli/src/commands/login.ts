@@ -13,6 +13,10 @@ export const loginCommand = defineCommand({
   --password P    the password (env NONDIVY_PASSWORD; else asked on the terminal, not echoed)
 
 Saves {server, token, username} in $XDG_CONFIG_HOME/nondivy/config.json (~/.config/nondivy), mode 0600.`,
+  examples: [
+    'nondivy login alice --server http://192.168.1.20:8080 # asks for the password',
+    'NONDIVY_PASSWORD="$PW" nondivy login alice # in a script: the password from the environment',
+  ],
   options: { password: { type: 'string' } },
   async run({ values, positionals }, ctx) {
     if (positionals.length > 1) throw new UsageError('login takes one user name');

@@ -1,6 +1,7 @@
 import { DirectUrl } from '@nondivy/contracts';
 import { defineCommand } from '../command.js';
 import { UsageError } from '../errors.js';
+import { defaultDownloadsDir } from '../downloads-dir.js';
 import { Receiver } from '../receive.js';
 
 /** HOST:PORT, [IPv6]:PORT or PORT. */
@@ -14,10 +15,12 @@ function parseListen(raw: string): { host: string; port: number } {
 export const receiveCommand = defineCommand({
   name: 'receive',
   summary: 'Receive files sent by other devices.',
-  usage: `Usage: nondivy receive --dir DIR [--yes] [--once] [--listen HOST:PORT] [--advertise-url URL]
+  usage: `Usage: nondivy receive [--dir DIR] [--yes] [--once] [--listen HOST:PORT] [--advertise-url URL]
 
-  --dir DIR             where received files go (created if missing)
-  --yes                 accept every offer (else asked on the terminal; without one, offers are rejected)
+  --dir DIR             where received files go (created if missing; default: the Downloads folder,
+                        XDG_DOWNLOAD_DIR of ~/.config/user-dirs.dirs, else ~/Downloads)
+  --yes                 accept every offer (else asked on the terminal; without one, offers are
+                        rejected, and the sender is told to ask for --yes)
   --once                stop after the first transfer (exit 0 if it completed)
   --listen HOST:PORT    the direct endpoint's address (default 0.0.0.0:0: any free port)
   --advertise-url URL   the URL senders use to reach it (default: http://<first LAN IPv4>:<port>,
@@ -26,6 +29,10 @@ export const receiveCommand = defineCommand({
 Files are written as .<name>.nondivy-part and get their (sanitised) name only once their size and
 SHA-256 match the offer; an existing file is never overwritten ("name (1).ext" instead). With --json,
 one JSON line per event: offer, accepted, rejected, received, failed.`,
+  examples: [
+    'nondivy receive # asks "Accept?" for each offer; files go to ~/Downloads',
+    'nondivy receive --dir ~/Inbox --yes --once # accept the next transfer, then stop',
+  ],
   options: {
     dir: { type: 'string' },
     yes: { type: 'boolean', short: 'y' },
@@ -35,13 +42,12 @@ one JSON line per event: offer, accepted, rejected, received, failed.`,
   },
   async run({ values, positionals }, ctx) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument: ${positionals[0]}`);
-    if (!values.dir) throw new UsageError('receive needs --dir DIR');
     const { host, port } = parseListen(values.listen ?? '0.0.0.0:0');
     const advertise = values['advertise-url'];
     if (advertise !== undefined && !DirectUrl.safeParse(advertise).success) throw new UsageError('--advertise-url must be an http:// or https:// URL');
     const api = await ctx.api({ login: 'required' });
     return new Receiver(ctx, api, {
-      dir: values.dir,
+      dir: values.dir ?? (await defaultDownloadsDir(ctx.env)),
       yes: values.yes === true,
       once: values.once === true,
       listenHost: host,

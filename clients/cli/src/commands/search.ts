@@ -1,7 +1,7 @@
 import { ItemList, ITEM_KINDS, LIST_LIMIT_MAX, SORTS } from '@nondivy/contracts';
 import { choiceOption, intOption } from '../args.js';
 import { defineCommand } from '../command.js';
-import { formatBytes, table } from '../format.js';
+import { formatBytes, printable, table } from '../format.js';
 
 export const searchCommand = defineCommand({
   name: 'search',
@@ -12,7 +12,12 @@ export const searchCommand = defineCommand({
   --tag T      only items with this tag (repeatable: all of them)
   --sort S     ${SORTS.join(', ')} (default: relevance with words, new without)
   --limit N    at most N items (1-${LIST_LIMIT_MAX}, default 50)
-  --all        include the linked sites (federated search)`,
+  --all        include the linked sites (federated search); the SITE column shows their names`,
+  examples: [
+    'nondivy search dune --kind ebook',
+    'nondivy search --sort popular --limit 10 # browse the most downloaded',
+    'nondivy search river --all # here and on every linked site; then: nondivy get ID@SITE',
+  ],
   options: {
     kind: { type: 'string' },
     tag: { type: 'string', multiple: true },
@@ -33,14 +38,19 @@ export const searchCommand = defineCommand({
       ctx.out.data(list);
       return;
     }
+    for (const s of list.sites ?? []) if (!s.ok) ctx.out.warn(`${printable(s.name)} did not answer${s.error ? ` (${printable(s.error)})` : ''}: its items are missing`);
     if (list.items.length === 0) {
       ctx.out.line(q ? `nothing matches "${q}"` : 'the library is empty');
       return;
     }
+    // Items carry their site's id; people know sites by name (the ones `get ID@SITE` takes).
+    const siteNames = new Map((list.sites ?? []).map((s) => [s.siteId, s.name]));
+    const siteOf = (site: string) => siteNames.get(site) ?? site;
     const withSite = list.items.some((i) => i.site);
     const headers = withSite ? ['ID', 'KIND', 'SIZE', 'SITE', 'TITLE'] : ['ID', 'KIND', 'SIZE', 'TITLE'];
-    const rows = list.items.map((i) => (withSite ? [i.id, i.kind, formatBytes(i.size), i.site ?? '', i.title] : [i.id, i.kind, formatBytes(i.size), i.title]));
+    const rows = list.items.map((i) => (withSite ? [i.id, i.kind, formatBytes(i.size), i.site ? siteOf(i.site) : '', i.title] : [i.id, i.kind, formatBytes(i.size), i.title]));
     ctx.out.line(table(headers, rows));
+    if (withSite) ctx.out.note('(an item of another site: nondivy get ID@SITE)');
     const total = list.total ?? (list.nextCursor ? undefined : list.items.length);
     if (total !== undefined && total > list.items.length) ctx.out.line(`(${list.items.length} of ${total}: raise --limit to see more)`);
     else if (total === undefined && list.nextCursor) ctx.out.line(`(first ${list.items.length}: raise --limit to see more)`);

@@ -13,6 +13,10 @@ export const sendCommand = defineCommand({
                  (default: until the offer expires)
 
 Exits 0 once the receiver has confirmed every file (sizes and SHA-256 checked).`,
+  examples: [
+    'nondivy send photo.jpg notes.pdf --to laptop',
+    'nondivy send song.mp3 --to laptop@Riverside # a device of a linked site',
+  ],
   options: { to: { type: 'string' }, timeout: { type: 'string' } },
   async run({ values, positionals }, ctx) {
     if (positionals.length === 0) throw new UsageError('send needs at least one FILE');

@@ -42,6 +42,10 @@ export const startCommand = defineCommand({
 
 Runs dist/standalone.mjs of the repository this CLI belongs to (building it first when missing),
 with the NONDIVY_* settings of the environment (see the repository's README). Stops on Ctrl-C.`,
+  examples: [
+    'nondivy start # a site here, at http://<this host>:8080',
+    'NONDIVY_SITE_NAME=Hilltop NONDIVY_HTTP_PORT=9090 nondivy start',
+  ],
   options: {},
   ownSignals: true,
   async run({ positionals }, ctx) {

@@ -16,6 +16,9 @@ export const uploadCommand = defineCommand({
   --tags a,b        tags, comma separated
   --title T         the title (default: from the file name)
   --description D   a description`,
+  examples: [
+    'nondivy upload book.epub --kind ebook --tags scifi,classic --title Dune',
+  ],
   options: {
     kind: { type: 'string' },
     tags: { type: 'string' },
