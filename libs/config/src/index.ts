@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { byteSize, flag, parseEnv, port, positiveInt } from './env.js';
@@ -6,13 +7,30 @@ export { ConfigError, parseEnv, byteSize, flag, port, positiveInt } from './env.
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
+/**
+ * The site name when none is set: "Nondivy on <host name>" (its first label), so that two sites on
+ * one LAN are told apart from their first start.
+ */
+export function defaultSiteName(host = hostname()): string {
+  const label = host.split('.')[0]!.trim();
+  return label ? `Nondivy on ${label}`.slice(0, 100) : 'Nondivy';
+}
+
 /** Variables every service reads. */
 const commonVars = {
   LOG_LEVEL: logLevel.default('info'),
   REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected redis://host:port[/db]' }).optional(),
   NONDIVY_DATA_DIR: z.string().default('./data'),
-  NONDIVY_SITE_NAME: z.string().min(1).max(100).default('Nondivy'),
+  NONDIVY_SITE_NAME: z.string().min(1).max(100).default(() => defaultSiteName()),
 };
+
+/**
+ * NONDIVY_LOG_FORMAT (`json` or `pretty`) of the standalone process; unset, it is chosen by whether
+ * stdout is a terminal. The services run alone (Compose) always write JSON lines.
+ */
+export function loadLogFormat(env: NodeJS.ProcessEnv = process.env): 'json' | 'pretty' | undefined {
+  return parseEnv(z.object({ NONDIVY_LOG_FORMAT: z.enum(['json', 'pretty']).optional() }), env).NONDIVY_LOG_FORMAT;
+}
 
 /** Variables of the services that open the blob store (gateway, FTP). */
 const blobVars = {

@@ -1,3 +1,5 @@
+import { readableFallback, spellLatinLetters } from './content-disposition-fallback.js';
+
 /**
  * RFC 8187 value encoding: UTF-8, percent-encoding everything but attr-char. A lone surrogate (a JSON
  * body may carry one as `\ud800`) has no UTF-8 form: the round trip through a Buffer turns it into
@@ -16,11 +18,15 @@ function encodeExtValue(value: string): string {
  * ASCII, so no client can mis-decode it and no control character can reach it.
  */
 export function contentDispositionFor(filename: string, type: 'inline' | 'attachment'): string {
-  const fallback = filename
-    .normalize('NFKD')
-    .replace(/[\u0300-\u036f]/g, '')
-    .replace(/[^\x20-\x7e]/g, '_')
-    .replace(/["\\%]/g, '_');
+  // A fallback with no letter or digit left in its stem becomes `download.<ext>` (readableFallback).
+  const fallback = readableFallback(
+    spellLatinLetters(filename)
+      .normalize('NFKD')
+      .replace(/[\u0300-\u036f]/g, '')
+      .replace(/[^\x20-\x7e]/g, '_')
+      .replace(/["\\%]/g, '_'),
+    filename,
+  );
   if (fallback === filename) return `${type}; filename="${fallback}"`;
   return `${type}; filename="${fallback}"; filename*=UTF-8''${encodeExtValue(filename)}`;
 }

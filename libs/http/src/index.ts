@@ -1,4 +1,4 @@
-export { problemErrorHandler, notFoundHandler, sendProblem } from './problem.js';
+export { problemClientErrorHandler, problemErrorHandler, problemFrameworkErrors, notFoundHandler, sendProblem } from './problem.js';
 export { parseRange, MAX_MULTIPART_RANGES, type Range } from './range.js';
-export { observability, type ObservabilityOptions, type ReadinessCheck } from './observability.js';
+export { observability, RequestLogsAtDebug, type ObservabilityOptions, type ReadinessCheck } from './observability.js';
 export { contentDispositionFor } from './content-disposition.js';

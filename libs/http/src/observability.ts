@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { sendProblem } from './problem.js';
@@ -16,6 +16,33 @@ export interface ObservabilityOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Registry;
+  }
+}
+
+/**
+ * Fastify's per-request lines ("incoming request", "request completed", a route not found, a client
+ * that went away mid-download) at debug instead of info: at the default level a busy LAN site would
+ * log two lines per thumbnail. A request that errored stays an error and a 5xx answer a warning, so
+ * failures are logged at every level; LOG_LEVEL=debug shows every request again.
+ */
+export class RequestLogsAtDebug extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, _request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else if (reply.statusCode >= 500) reply.log.warn({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    else reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+
+  override routeNotFound(request: FastifyRequest): void {
+    request.log.debug({ method: request.method }, 'route not found');
+  }
+
+  override streamError(error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
+    if (error.code === 'ERR_STREAM_PREMATURE_CLOSE') reply.log.debug({ res: reply }, 'stream closed prematurely');
+    else super.streamError(error, request, reply);
   }
 }
 

@@ -3,7 +3,7 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { GatewayConfig } from '@nondivy/config';
-import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
+import { notFoundHandler, observability, problemClientErrorHandler, problemErrorHandler, problemFrameworkErrors, RequestLogsAtDebug } from '@nondivy/http';
 import { redisReady } from '@nondivy/state';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
@@ -43,6 +43,11 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     // An idle keep-alive connection is closed after this long (Node's default; fastify's is 72 s).
     keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
     return503OnClosing: true,
+    // Requests are logged at debug (failures at warn and error); refused URLs and malformed
+    // requests are answered with problem documents like every other error.
+    logController: new RequestLogsAtDebug(),
+    clientErrorHandler: problemClientErrorHandler,
+    frameworkErrors: problemFrameworkErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

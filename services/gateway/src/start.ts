@@ -15,6 +15,10 @@ export interface RunningGateway {
   url: string;
   /** How clients reach the site: NONDIVY_PUBLIC_URL when set, else the first LAN address. */
   publicUrl: string;
+  /** Every address to tell people: the public URL when set, else each LAN address (publicUrl first). */
+  urls: string[];
+  /** The admin's generated password, on the start that created the account (else undefined). */
+  oneTimePassword?: string;
   /** Stops accepting, finishes in-flight requests, stops the sweeper and closes the blob store. */
   close(): Promise<void>;
 }
@@ -25,13 +29,20 @@ export interface RunningGateway {
  * `options.catalog` replaces the HTTP client of the catalog service (standalone mode calls the
  * catalog in-process, saving a second HTTP round per search).
  */
-export async function startGateway(config: GatewayConfig, log: Logger, redis: Redis, options: { catalog?: CatalogApi } = {}): Promise<RunningGateway> {
+export async function startGateway(
+  config: GatewayConfig,
+  log: Logger,
+  redis: Redis,
+  options: { catalog?: CatalogApi; /** The caller shows the one-time password itself (the standalone banner); it is not logged. */ showsPassword?: boolean } = {},
+): Promise<RunningGateway> {
   await waitForRedis(redis, log);
   const deps = await createGatewayDeps(config, log, redis, options);
   await waitForBlobStore(deps.blobs, log);
 
   const admin = await deps.auth.bootstrapAdmin(config.auth.adminPassword);
-  if (admin.generatedPassword) {
+  if (admin.generatedPassword && options.showsPassword) {
+    log.warn({ username: 'admin' }, 'created the admin account with a one-time password (shown when the site is ready)');
+  } else if (admin.generatedPassword) {
     log.warn(
       { username: 'admin', oneTimePassword: admin.generatedPassword },
       'created the admin account with this one-time password; log in and keep it safe (it is not shown again). Set NONDIVY_ADMIN_PASSWORD to choose your own.',
@@ -52,6 +63,8 @@ export async function startGateway(config: GatewayConfig, log: Logger, redis: Re
     deps,
     url,
     publicUrl: urls[0]!,
+    urls,
+    oneTimePassword: admin.generatedPassword,
     close: async () => {
       stopSweeper();
       await app.close();

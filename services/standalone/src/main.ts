@@ -1,24 +1,30 @@
 import { CatalogSearch, startCatalog } from '@nondivy/catalog';
-import { loadCatalogConfig, loadDiscoveryConfig, loadFtpConfig, loadGatewayConfig } from '@nondivy/config';
+import { loadCatalogConfig, loadDiscoveryConfig, loadFtpConfig, loadGatewayConfig, loadLogFormat } from '@nondivy/config';
 import { startDiscovery } from '@nondivy/discovery';
 import { startFtpService } from '@nondivy/ftp';
 import { startGateway } from '@nondivy/gateway';
-import { createLogger } from '@nondivy/log';
+import { createLogger, logFormatFor } from '@nondivy/log';
 import { loadConfigOrExit, onShutdown } from '@nondivy/runtime';
 import { createRedis } from '@nondivy/state';
+import { banner, ftpUrl } from './banner.js';
 import { DataDirInUseError, RedisNotInstalledError, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 
 /**
  * Standalone mode (`npm start`, `nondivy start`): every service in one process on the embedded
  * defaults — blobs in ./data/blobs, Redis from REDIS_URL or a private redis-server.
  * This is the one composition root allowed to import several services.
+ *
+ * On a terminal (or NONDIVY_LOG_FORMAT=pretty) it prints a banner for people once ready — where to
+ * open the site, a QR code, the FTP address, the first admin password — and human log lines;
+ * elsewhere (Compose, systemd, tests) JSON lines only, the one-time password in one of them.
  */
 async function main() {
   const gatewayConfig = loadConfigOrExit(() => loadGatewayConfig());
   const catalogConfig = loadConfigOrExit(() => loadCatalogConfig());
   const ftpConfig = loadConfigOrExit(() => loadFtpConfig());
   const discoveryConfig = loadConfigOrExit(() => loadDiscoveryConfig());
-  const log = createLogger('nondivy', gatewayConfig.logLevel);
+  const format = logFormatFor(loadConfigOrExit(() => loadLogFormat()));
+  const log = createLogger('nondivy', gatewayConfig.logLevel, format);
   let embedded: EmbeddedRedis | undefined;
   let redisUrl = gatewayConfig.redis.url;
   if (!redisUrl) {
@@ -47,6 +53,7 @@ async function main() {
     const search = new CatalogSearch(redis);
     const gateway = await startGateway({ ...gatewayConfig, redis: { url: redisUrl }, catalogUrl: catalog.url }, log.child({ component: 'gateway' }), redis, {
       catalog: { search: (q) => search.search(q), facets: (q) => search.facets(q) },
+      showsPassword: format === 'pretty',
     });
     closers.push(gateway.close);
     const ftp = await startFtpService({ ...ftpConfig, redis: { url: redisUrl } }, log.child({ component: 'ftp' }), redis);
@@ -59,7 +66,12 @@ async function main() {
       redis,
     );
     closers.push(discovery.close);
-    log.info({ url: gateway.publicUrl, docs: `${gateway.publicUrl}/docs`, ftpPort: ftp.ftp.port, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
+    if (format === 'pretty') {
+      const facts = { siteName: gatewayConfig.siteName, urls: gateway.urls, dataDir: gatewayConfig.dataDir, oneTimePassword: gateway.oneTimePassword };
+      process.stdout.write(banner({ ...facts, ftpUrl: ftpUrl(ftpConfig.ftp, ftp.ftp.port, gateway.publicUrl) }));
+    } else {
+      log.info({ url: gateway.publicUrl, docs: `${gateway.publicUrl}/docs`, ftpPort: ftp.ftp.port, data: gatewayConfig.dataDir }, `Nondivy "${gatewayConfig.siteName}" is ready`);
+    }
   } catch (err) {
     log.fatal({ err }, 'start-up failed');
     await stop();
