@@ -1,19 +1,25 @@
 /**
- * LAN discovery, only ever inside network namespaces that this test creates (two hosts on a bridge
- * of their own): the server announces `_nondivy._tcp.local` from one host; from the other, the
- * `nondivy` CLI and an independent resolver (Debian's python3-zeroconf) find and resolve it, and the
- * announced API answers; Docker-like interfaces on the announcing host are left out. Skipped,
- * saying why, where namespaces cannot be created (not root). Also, without namespaces: the choice
- * of interfaces over tables of names, and the discovery service's own start (no warnings, loopback).
+ * LAN discovery, only ever inside network namespaces that this test creates (hosts on a bridge of
+ * their own): the server announces the site from one host as `_nondivy._tcp` (Nondivy's clients),
+ * `_http._tcp` (the web app) and `_ftp._tcp` (the library over FTP); from another, the `nondivy`
+ * CLI and independent resolvers (Debian's avahi, as file managers and avahi-discover browse, and
+ * python3-zeroconf) find and resolve them, and what they announce answers; Docker-like interfaces
+ * on the announcing host are left out. Long and clashing site names stay valid DNS-SD names, and
+ * a discovery service without an FTP port announces no `_ftp._tcp`. Skipped, saying why, where
+ * namespaces cannot be created (not root) or avahi is not installed. Also, without namespaces: the
+ * choice of interfaces and the fitting of instance names, and the discovery service's own start
+ * (no warnings, loopback).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { announceAddress, chooseAnnounceInterfaces, type InterfaceTable } from '@nondivy/discovery';
+import { announceAddress, chooseAnnounceInterfaces, instanceName, MAX_LABEL_BYTES, type InterfaceTable } from '@nondivy/discovery';
+import { avahiUnavailable, hostAddresses, startAvahi, urlHost, type AvahiBrowser, type AvahiService } from './helpers/avahi.js';
 import { startRedis, tempDir } from './helpers/infra.js';
 import { listeningSockets } from './helpers/listening-sockets.js';
+import { startDiscoveryIn, type NetnsDiscovery } from './helpers/netns-discovery.js';
 import { createLan, lanUnavailable, type TestLan } from './helpers/netns.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -45,6 +51,20 @@ print(json.dumps(found))
 
 const skip = lanUnavailable();
 if (skip) console.log(`# discovery tests skipped: ${skip}`);
+const noAvahi = skip ?? avahiUnavailable();
+if (noAvahi && !skip) console.log(`# avahi tests skipped: ${noAvahi}`);
+
+/** Browses the three types at once from a fresh avahi on `ns`, stopped afterwards. */
+async function browseAll(ns: string, timeoutMs: number, done?: (type: string, found: AvahiService[]) => boolean) {
+  const avahi: AvahiBrowser = await startAvahi(ns);
+  try {
+    const types = ['_nondivy._tcp', '_http._tcp', '_ftp._tcp'] as const;
+    const found = await Promise.all(types.map((t) => avahi.browse(t, timeoutMs, done && ((f) => done(t, f)))));
+    return Object.fromEntries(types.map((t, i) => [t, found[i]!])) as Record<(typeof types)[number], AvahiService[]>;
+  } finally {
+    await avahi.stop();
+  }
+}
 
 describe('LAN discovery between two network namespaces', { skip: skip ?? false }, () => {
   let lan: TestLan;
@@ -121,11 +141,102 @@ describe('LAN discovery between two network namespaces', { skip: skip ?? false }
     assert.equal(found[0]!.txt.ftp, String(server.ftpPort));
   });
 
+  it('avahi on another host lists the site as `_http._tcp` and `_ftp._tcp` by its name, and `_nondivy._tcp` as before; what they announce answers', { skip: noAvahi ?? false }, async () => {
+    const host = lan.hosts[0]!.ip;
+    // The address a resolver picks for `_nondivy._tcp` (its clients use the TXT's api): the host's IPv4 or its IPv6 link-local.
+    const addresses = hostAddresses(lan.hosts[0]!.ns);
+    const found = await browseAll(lan.hosts[1]!.ns, 8000, (type, f) => f.length > 0);
+    const only = (type: keyof typeof found) => {
+      assert.equal(found[type].length, 1, `${type}: ${JSON.stringify(found[type])}`);
+      return found[type][0]!;
+    };
+    const http = only('_http._tcp');
+    // IPv4 only: the server listens on 0.0.0.0, not on the IPv6 link-local address.
+    assert.deepEqual([http.name, http.address, http.port, http.txt], ['Attic Library', host, 8080, { path: '/' }]);
+    const ftp = only('_ftp._tcp');
+    assert.deepEqual([ftp.name, ftp.address, ftp.port, ftp.txt], ['Attic Library (FTP)', host, server.ftpPort, { path: '/library' }]);
+    // Nondivy's own record, name and TXT exactly as its clients read them.
+    const own = only('_nondivy._tcp');
+    assert.deepEqual([own.name, own.port], ['Attic Library', 8080]);
+    assert.ok(addresses.includes(own.address), `${own.address} is not one of ${addresses.join(', ')}`);
+    assert.match(own.txt.siteId!, /^[A-Za-z0-9_-]{12}$/);
+    assert.deepEqual(own.txt, { siteId: own.txt.siteId, name: 'Attic Library', ftp: String(server.ftpPort), version: '0.1.0', path: '/api/v1', api: `http://${host}:8080` });
+    // What a browser or a file manager reaches from these records: the gateway, and the library over FTP.
+    const run = (...argv: string[]) => spawnSync(lan.prefix(1)[0]!, [...lan.prefix(1).slice(1), ...argv], { encoding: 'utf8', timeout: 15_000 });
+    const health = run('curl', '-sS', '--max-time', '5', `http://${urlHost(http)}:${http.port}/healthz`);
+    assert.equal(health.status, 0, health.stderr);
+    assert.deepEqual(JSON.parse(health.stdout), { status: 'ok' });
+    const listing = run('curl', '-sS', '--max-time', '5', '--list-only', `ftp://${urlHost(ftp)}:${ftp.port}${ftp.txt.path}/`);
+    assert.equal(listing.status, 0, listing.stderr);
+    assert.match(listing.stdout, /\S/, 'the FTP path lists the library\'s folders');
+  });
+
   it('the announcement is withdrawn when the server stops', async () => {
     assert.equal(await server.stop(), 0);
     const res = spawnSync(lan.prefix(1)[0]!, [...lan.prefix(1).slice(1), process.execPath, CLI, 'discover', '--json', '--timeout', '2000'], { encoding: 'utf8', timeout: 30_000 });
     const servers = res.status === 0 ? (JSON.parse(res.stdout) as { servers: unknown[] }).servers : [];
     assert.equal(servers.length, 0, res.stdout + res.stderr);
+    if (noAvahi) return;
+    const found = await browseAll(lan.hosts[1]!.ns, 2500);
+    assert.deepEqual(found, { '_nondivy._tcp': [], '_http._tcp': [], '_ftp._tcp': [] });
+  });
+});
+
+const LONG_NAME = 'Médiathèque St. Rémy-de-Provence — fonds ancien, cartes et partitions 📚';
+
+describe('a long site name, held by two sites on one LAN; a discovery service without FTP', { skip: noAvahi ?? false }, () => {
+  let lan: TestLan;
+  const sites: NetnsDiscovery[] = [];
+
+  before(async () => {
+    lan = createLan(3);
+    // The discovery service alone, as in Compose: one with the FTP port, the other with none (0).
+    sites.push(await startDiscoveryIn(lan.hosts[0]!.ns, { NONDIVY_SITE_NAME: LONG_NAME, NONDIVY_HTTP_PORT: '8080', NONDIVY_FTP_PORT: '2121' }));
+    sites.push(await startDiscoveryIn(lan.hosts[1]!.ns, { NONDIVY_SITE_NAME: LONG_NAME, NONDIVY_HTTP_PORT: '8080', NONDIVY_FTP_PORT: '0' }));
+  });
+
+  after(async () => {
+    for (const site of sites) await site.stop();
+    lan?.cleanup();
+  });
+
+  it('names fit one DNS label (63 bytes) even once the second site is renamed "(2)"; no `_ftp._tcp` without an FTP port', async () => {
+    for (const site of sites) assert.ok(site.logs.some((l) => l.msg === 'announcing the site on the LAN'), site.rawOutput());
+    const found = await browseAll(lan.hosts[2]!.ns, 3000, (type, f) => type !== '_ftp._tcp' && f.length >= 2);
+    const hostOf = (s: AvahiService) => [0, 1].find((i) => hostAddresses(lan.hosts[i]!.ns).includes(s.address));
+    const [first, second] = [0, 1];
+    const name = 'Médiathèque St Rémy-de-Provence — fonds ancien, carte';
+    const byName = (list: AvahiService[]) => [...list].sort((a, b) => a.name.localeCompare(b.name)).map((s) => [s.name, hostOf(s), s.port]);
+    assert.deepEqual(byName(found['_http._tcp']), [[name, first, 8080], [`${name} (2)`, second, 8080]]);
+    assert.deepEqual(byName(found['_nondivy._tcp']), [[name, first, 8080], [`${name} (2)`, second, 8080]]);
+    for (const s of [...found['_http._tcp'], ...found['_nondivy._tcp']]) assert.ok(Buffer.byteLength(s.name) <= MAX_LABEL_BYTES, s.name);
+    // The TXT keeps the whole name for Nondivy's clients.
+    assert.deepEqual(found['_nondivy._tcp'].map((s) => s.txt.name), [LONG_NAME, LONG_NAME]);
+    assert.deepEqual(found['_ftp._tcp'].map((s) => [s.name, hostOf(s), s.port, s.txt]), [['Médiathèque St Rémy-de-Provence — fonds ancien, (FTP)', first, 2121, { path: '/library' }]]);
+    assert.ok(sites[1]!.logs.some((l) => l.msg === 'the LAN already has a service of this name; announced under another'), sites[1]!.rawOutput());
+  });
+});
+
+describe('instance names (DNS-SD labels) from the site name', () => {
+  it('a short name is kept as it is, the FTP one with " (FTP)"', () => {
+    assert.equal(instanceName('Attic Library'), 'Attic Library');
+    assert.equal(instanceName('Attic Library', ' (FTP)'), 'Attic Library (FTP)');
+  });
+
+  it('cut at 58 bytes (63 less room for " (99)"), at a whole character, the suffix kept whole', () => {
+    const emoji = '👩‍👩‍👧‍👦'; // 25 bytes, one character of seven code points
+    assert.equal(instanceName(`${'a'.repeat(40)} ${emoji}`), 'a'.repeat(40), 'the emoji does not fit whole: left out, not split');
+    assert.equal(instanceName('é'.repeat(40)), 'é'.repeat(29));
+    assert.equal(instanceName('x'.repeat(100), ' (FTP)'), `${'x'.repeat(52)} (FTP)`);
+    for (const n of [LONG_NAME, 'é'.repeat(100), emoji.repeat(10)]) {
+      for (const suffix of ['', ' (FTP)']) assert.ok(Buffer.byteLength(`${instanceName(n, suffix)} (99)`) <= MAX_LABEL_BYTES, n);
+    }
+  });
+
+  it('dots (which would split the label) and control characters become single spaces; an empty result is "Nondivy"', () => {
+    assert.equal(instanceName('St. Mary\'s\tLibrary\u0000 '), 'St Mary\'s Library');
+    assert.equal(instanceName(' ... '), 'Nondivy');
+    assert.equal(instanceName('..', ' (FTP)'), 'Nondivy (FTP)');
   });
 });
 
