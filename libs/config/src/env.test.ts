@@ -40,6 +40,7 @@ describe('byteSize', () => {
       const r = byteSize.safeParse(value);
       assert.equal(r.success, false, value);
       assert.equal(r.error?.issues[0]?.message, 'expected a size such as 1048576, 512MiB or 10GB', value);
+      assert.equal(r.error?.issues[0]?.code, 'custom', value);
     }
   });
 });
@@ -117,6 +118,11 @@ describe('parseEnv', () => {
     assert.deepEqual(problemsOf(() => parseEnv(whole as unknown as z.ZodObject, {})), ['(environment): A is needed here']);
   });
 
+  it('names a problem inside a variable by its dotted path', () => {
+    const list = z.object({ HOSTS: z.string().transform((v) => v.split(',')).pipe(z.array(z.string().min(2))) });
+    assert.deepEqual(problemsOf(() => parseEnv(list, { HOSTS: 'ab,c' })), ['HOSTS.1: Too small: expected string to have >=2 characters']);
+  });
+
   it('adds the cross checks to the problems, before the schema\'s', () => {
     const problems = problemsOf(() => parseEnv(schema, { SIZE: 'huge', NAME: 'x' }, (raw) => (raw.NAME === 'x' ? ['NAME: x is taken'] : [])));
     assert.deepEqual(problems, ['NAME: x is taken', 'SIZE: expected a size such as 1048576, 512MiB or 10GB (got "huge")']);
@@ -134,14 +140,25 @@ describe('parseEnv', () => {
       assert.equal(parseEnv(schema, { API_SECRET_FILE: file }).API_SECRET, 'windows-line-end');
       writeFileSync(file, 'two-newlines-kept\n\n');
       assert.equal(parseEnv(schema, { API_SECRET_FILE: file }).API_SECRET, 'two-newlines-kept\n');
+      writeFileSync(file, 'line-one\nline-two\n');
+      assert.equal(parseEnv(schema, { API_SECRET_FILE: file }).API_SECRET, 'line-one\nline-two', 'a newline inside the value is kept');
+      writeFileSync(file, 'line-one\r\nline-two');
+      assert.equal(parseEnv(schema, { API_SECRET_FILE: file }).API_SECRET, 'line-one\r\nline-two', 'only a newline at the end is removed');
       writeFileSync(file, 'no-newline-at-all');
       assert.equal(parseEnv(schema, { API_SECRET_FILE: file }).API_SECRET, 'no-newline-at-all');
       assert.equal(parseEnv(schema, { API_SECRET_FILE: '', API_SECRET: 'direct-value' }).API_SECRET, 'direct-value', 'an empty NAME_FILE is unset');
       assert.deepEqual(problemsOf(() => parseEnv(schema, { API_SECRET_FILE: file, API_SECRET: 'direct-value' })), ['API_SECRET and API_SECRET_FILE are both set; set only one']);
       const missing = join(dir, 'missing');
       assert.deepEqual(problemsOf(() => parseEnv(schema, { API_SECRET_FILE: missing })), [`API_SECRET_FILE: cannot read ${missing} (ENOENT)`]);
+      assert.deepEqual(problemsOf(() => parseEnv(schema, { API_SECRET_FILE: dir })), [`API_SECRET_FILE: cannot read ${dir} (EISDIR)`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('says "error" when reading NAME_FILE fails without an error code', () => {
+    // Not a string: reading its `href` (Node's test for a file URL) throws a plain Error, with no code.
+    const odd = { get href(): string { throw new Error('no such thing'); }, toString: () => 'odd-path' };
+    assert.deepEqual(problemsOf(() => parseEnv(schema, { API_SECRET_FILE: odd } as unknown as NodeJS.ProcessEnv)), ['API_SECRET_FILE: cannot read odd-path (error)']);
   });
 });

@@ -24,11 +24,14 @@ export function decodeInvite(code: string): Invite {
   if (!trimmed.startsWith(PREFIX) || trimmed.length > 2000) throw bad();
   let obj: { u?: unknown; i?: unknown; k?: unknown; s?: unknown };
   try {
+    // Stryker disable BlockStatement: the catch below as an empty block leaves `obj` undefined, which the typeof check below refuses with the same error
     obj = JSON.parse(Buffer.from(trimmed.slice(PREFIX.length), 'base64url').toString('utf8')) as typeof obj;
   } catch {
     throw bad();
   }
+  // Stryker restore BlockStatement
   // `null` is valid JSON too: reading a field of it would throw a TypeError (a 500, not a refusal).
+  // Stryker disable next-line ConditionalExpression: `typeof obj !== 'object'` as false: a JSON string, number or boolean has no string field u, so the next line refuses it alike (the null and whole-condition mutants are killed by the tests)
   if (typeof obj !== 'object' || obj === null) throw bad();
   if (typeof obj.u !== 'string' || typeof obj.i !== 'string' || typeof obj.k !== 'string' || typeof obj.s !== 'string') throw bad();
   let url: URL;

@@ -69,6 +69,19 @@ describe('termWeights', () => {
     assert.equal(w.has('true'), false);
   });
 
+  it('indexes each string meta value as its own words', () => {
+    const w = termWeights(item({ meta: { artist: 'Moon', album: 'River' } }));
+    assert.equal(w.get('moon'), FIELD_WEIGHTS.meta);
+    assert.equal(w.get('river'), FIELD_WEIGHTS.meta);
+    assert.equal(w.has('moonriver'), false);
+  });
+
+  it('drops only the last extension of a file name', () => {
+    const w = termWeights(item({ filename: 'moon.river.flac' }));
+    assert.deepEqual([...w.keys()].sort(), ['moon', 'river']);
+    assert.equal(w.get('river'), FIELD_WEIGHTS.filename);
+  });
+
   it(`indexes at most ${MAX_TERMS_PER_ITEM} distinct terms, still weighting the ones it has`, () => {
     const many = Array.from({ length: 500 }, (_, i) => `t${i}`).join(' ');
     const w = termWeights(item({ title: many, description: 't0 extra' }));
@@ -104,6 +117,12 @@ describe('titleSortKey', () => {
     assert.ok(Number.isSafeInteger(top));
     assert.equal(top, 37 ** 10 - 1);
     assert.equal(titleSortKey(''), 0);
+  });
+
+  it('sorts a word that ends before a longer word with the same start (the gap between words counts as lowest)', () => {
+    assert.equal(titleSortKey('a b'), 11 * 37 ** 9 + 0 * 37 ** 8 + 12 * 37 ** 7);
+    assert.ok(titleSortKey('a z') < titleSortKey('ab'));
+    assert.ok(titleSortKey('An Apple') < titleSortKey('Anchor'));
   });
 
   it('puts titles in other scripts after the Latin ones', () => {

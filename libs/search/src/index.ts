@@ -17,6 +17,7 @@ export type Field = keyof typeof FIELD_WEIGHTS;
 
 /** Lower case, accents and other marks removed, compatibility forms unified (ﬁ → fi, ² → 2). */
 export function fold(text: string): string {
+  // Stryker disable next-line Regex: removing each mark or each run of marks leaves the same text
   return text.normalize('NFKD').replace(/\p{M}+/gu, '').toLowerCase();
 }
 
@@ -94,6 +95,7 @@ export function titleSortKey(title: string): number {
   let key = 0;
   for (let i = 0; i < 10; i++) {
     const c = chars[i];
+    // Stryker disable next-line ConditionalExpression: `c === undefined` as false: indexOf(undefined) looks for the text "undefined", not in the alphabet, so v is 0 as well
     const v = c === undefined ? 0 : Math.max(0, SORT_ALPHABET.indexOf(c));
     key = key * 37 + (c !== undefined && v === 0 && c !== ' ' ? 36 : v);
   }

@@ -20,6 +20,8 @@ describe('resolvePath', () => {
     assert.deepEqual(resolvePath('/library', null), { type: 'library', path: '/library' });
     assert.deepEqual(resolvePath('/library/image', undefined), { type: 'kind', path: '/library/image', kind: 'image' });
     assert.deepEqual(resolvePath('/library/image', ''), { type: 'kind', path: '/library/image', kind: 'image' });
+    assert.deepEqual(resolvePath('/library', 'ebook/'), { type: 'kind', path: '/library/ebook', kind: 'ebook' }, 'a relative folder with a trailing slash');
+    assert.deepEqual(resolvePath('/library/ebook', '/upload'), { type: 'upload', path: '/upload' }, 'an absolute path ignores the working folder');
   });
 
   it('stops `..` at the root (CDUP at /, and any number of them)', () => {
