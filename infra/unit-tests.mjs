@@ -1,7 +1,9 @@
 /**
  * `npm run test:unit`: the unit tier — the `*.test.ts` files beside the code of every workspace
  * (libs/*, services/*, clients/*, under src/) and the repository checks in infra/. They start no
- * process, no Redis and no S3, so the tier runs in seconds; tests/ holds the black-box tier.
+ * S3 server and no Nondivy process; the gateway's `app.inject` tests start one `redis-server` of their
+ * own (about 50 ms; `redis-server` must be installed), so the tier runs in seconds; tests/ holds the
+ * black-box tier.
  *
  * Run as `node --import tsx infra/unit-tests.mjs`: the files are imported into this one process (node's
  * test runner runs what they register when the imports are done) rather than one process per file,

@@ -115,7 +115,8 @@ describe('federation between two sites on one machine', () => {
     const [startedA, startedB] = await Promise.allSettled([
       startSite('Site A', { NONDIVY_FEDERATION_TIMEOUT_MS: String(TIMEOUT_MS), NONDIVY_PRESENCE_TTL_SECONDS: '60' }),
       // B's invites last one second, to see one expire.
-      startSite('Site B', { NONDIVY_FEDERATION_TIMEOUT_MS: String(TIMEOUT_MS), NONDIVY_PRESENCE_TTL_SECONDS: '60', NONDIVY_INVITE_TTL_SECONDS: '1' }),
+      // B logs each request (at debug): a test counts what reached it.
+      startSite('Site B', { NONDIVY_FEDERATION_TIMEOUT_MS: String(TIMEOUT_MS), NONDIVY_PRESENCE_TTL_SECONDS: '60', NONDIVY_INVITE_TTL_SECONDS: '1', LOG_LEVEL: 'debug' }),
     ]);
     // Kept even when the other failed to start, so that `after` stops it.
     if (startedA.status === 'fulfilled') a = startedA.value;

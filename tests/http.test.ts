@@ -302,7 +302,7 @@ describe('hostile file names', () => {
     const item = (await res.json()) as { id: string };
     const content = await fetch(`${server.api}/library/${item.id}/content`);
     await content.body?.cancel();
-    assert.equal(content.headers.get('content-disposition'), `attachment; filename="_____ _ ___.epub"; filename*=UTF-8''${encodeURIComponent('Война и мир.epub')}`);
+    assert.equal(content.headers.get('content-disposition'), `attachment; filename="download.epub"; filename*=UTF-8''${encodeURIComponent('Война и мир.epub')}`);
   });
 });
 

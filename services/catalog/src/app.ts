@@ -3,7 +3,7 @@ import type { CatalogConfig } from '@nondivy/config';
 import { Facets, Item, ItemId, ItemList, publicItem, SearchQuery } from '@nondivy/contracts';
 import { CatalogSearch } from './search.js';
 import { notFound } from '@nondivy/errors';
-import { notFoundHandler, observability, problemErrorHandler } from '@nondivy/http';
+import { notFoundHandler, observability, problemClientErrorHandler, problemErrorHandler, problemFrameworkErrors, RequestLogsAtDebug } from '@nondivy/http';
 import type { Logger } from '@nondivy/log';
 import { RedisLibraryState, redisReady, type Redis } from '@nondivy/state';
 import type { BlobStore } from '@nondivy/storage';
@@ -26,6 +26,10 @@ export async function buildCatalog(_config: CatalogConfig, deps: CatalogDeps): P
     loggerInstance: deps.log as FastifyBaseLogger,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomBytes(8).toString('hex'),
+    // As the gateway: requests logged at debug, malformed ones answered with problem documents.
+    logController: new RequestLogsAtDebug(),
+    clientErrorHandler: problemClientErrorHandler,
+    frameworkErrors: problemFrameworkErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
