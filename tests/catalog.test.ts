@@ -18,7 +18,7 @@ import { fold } from '@nondivy/search';
 import { createRedis, waitForRedis, type Redis } from '@nondivy/state';
 import type { Library } from '@nondivy/storage';
 import type { FastifyInstance } from 'fastify';
-import { bearer, login, upload } from './helpers/http.js';
+import { bearer, listenOnLoopback, login, upload } from './helpers/http.js';
 import { startRedis, tempDir, type TestRedis } from './helpers/infra.js';
 
 const log = createLogger('test', 'silent');
@@ -245,14 +245,12 @@ describe('over HTTP', () => {
 
   before(async () => {
     catalog = await buildCatalog(loadCatalogConfig({}), { log, redis: client, blobs: (await createGatewayDeps(loadGatewayConfig({ NONDIVY_DATA_DIR: blobs.path }), log, client)).blobs });
-    await catalog.listen({ host: '127.0.0.1', port: 0 });
-    const catalogUrl = `http://127.0.0.1:${(catalog.server.address() as { port: number }).port}`;
+    const catalogUrl = await listenOnLoopback(catalog);
     const config = loadGatewayConfig({ NONDIVY_DATA_DIR: blobs.path, REDIS_URL: redis.url, NONDIVY_CATALOG_URL: catalogUrl, NONDIVY_ADMIN_PASSWORD: 'admin-password' });
     const deps = await createGatewayDeps(config, log, client);
     await deps.auth.bootstrapAdmin(config.auth.adminPassword);
     gateway = await buildGateway(config, deps);
-    await gateway.listen({ host: '127.0.0.1', port: 0 });
-    api = `http://127.0.0.1:${(gateway.server.address() as { port: number }).port}/api/v1`;
+    api = `${await listenOnLoopback(gateway)}/api/v1`;
     token = await login(api, 'admin', 'admin-password');
   });
 

@@ -10,6 +10,7 @@ import { login } from './helpers/http.js';
 import { freePort, freePortRange, startRedis, tempDir } from './helpers/infra.js';
 import { listeningSockets } from './helpers/listening-sockets.js';
 import { startServer } from './helpers/server.js';
+import { stopChild } from './helpers/stop-child.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -158,11 +159,7 @@ describe('configuration', () => {
       assert.equal(internal.length, 2, `the catalog's and discovery's ports: ${JSON.stringify(sockets)}`);
       for (const s of sockets) assert.equal(s.address, '127.0.0.1', `port ${s.port} is bound to ${s.address}`);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await stopChild(child);
       await redis.close();
       dir.cleanup();
     }

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { bearer, login, readEvents } from './helpers/http.js';
-import { startRedis, tempDir, type TestRedis } from './helpers/infra.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { startServerWithRedis, type ServerWithRedis, type TestServer } from './helpers/server.js';
 
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -33,9 +32,8 @@ async function within<T>(ms: number, probe: () => Promise<T | undefined | false>
 }
 
 describe('devices and transfers over the API', () => {
-  let redis: TestRedis;
+  let stack: ServerWithRedis;
   let server: TestServer;
-  let data: { path: string; cleanup(): void };
   let admin: string;
   let alice: string;
   let bob: string;
@@ -52,15 +50,11 @@ describe('devices and transfers over the API', () => {
   const dev = (token: string) => ({ 'x-device-token': token });
 
   before(async () => {
-    redis = await startRedis();
-    data = tempDir();
-    server = await startServer({
-      REDIS_URL: redis.url,
-      NONDIVY_DATA_DIR: data.path,
-      NONDIVY_ADMIN_PASSWORD: 'admin-password',
+    stack = await startServerWithRedis({
       NONDIVY_OFFER_TTL_SECONDS: '2',
       NONDIVY_RELAY_WAIT_SECONDS: '3',
     });
+    server = stack.server;
     admin = await login(server.api, 'admin', 'admin-password');
     for (const name of ['alice', 'bob']) {
       const res = await api('/users', { method: 'POST', headers: bearer(admin), json: { username: name, password: `${name}-password` } });
@@ -69,11 +63,7 @@ describe('devices and transfers over the API', () => {
     alice = await login(server.api, 'alice', 'alice-password');
     bob = await login(server.api, 'bob', 'bob-password');
   });
-  after(async () => {
-    await server?.stop();
-    await redis?.close();
-    data?.cleanup();
-  });
+  after(() => stack?.close());
 
   it('a device appears at once (with a device.online event) and disappears within 15 s of its last heartbeat (device.offline)', async () => {
     const stream = readEvents(`${server.api}/events`);

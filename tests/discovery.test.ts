@@ -22,6 +22,7 @@ import { listeningSockets } from './helpers/listening-sockets.js';
 import { startDiscoveryIn, type NetnsDiscovery } from './helpers/netns-discovery.js';
 import { createLan, lanUnavailable, type TestLan } from './helpers/netns.js';
 import { startServer, type TestServer } from './helpers/server.js';
+import { stopChild } from './helpers/stop-child.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -315,11 +316,7 @@ describe('the discovery service process', () => {
       // Warnings are printed on a later tick than the one that raised them.
       await new Promise((r) => setTimeout(r, 200));
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await stopChild(child);
       await redis.close();
     }
     assert.doesNotMatch(stderr, /FSTDEP|DeprecationWarning|Warning:/, stderr);

@@ -15,7 +15,7 @@ import { buildGateway, createGatewayDeps } from '@nondivy/gateway';
 import { createLogger } from '@nondivy/log';
 import { createRedis, waitForRedis, type Redis } from '@nondivy/state';
 import type { FastifyInstance } from 'fastify';
-import { bearer, login, rawRequest, upload } from './helpers/http.js';
+import { bearer, listenOnLoopback, login, rawRequest, upload } from './helpers/http.js';
 import { startRedis, startS3, tempDir, type TestRedis, type TestS3 } from './helpers/infra.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -151,14 +151,12 @@ describe('the catalog as its own service (as Compose runs it)', () => {
       loadGatewayConfig({ NONDIVY_DATA_DIR: data.path, REDIS_URL: redis.url, NONDIVY_CATALOG_URL: catalogUrl, NONDIVY_ADMIN_PASSWORD: 'admin-password' });
     const deps = await createGatewayDeps(config('http://127.0.0.1:1'), log, client);
     catalog = await buildCatalog(loadCatalogConfig({}), { log, redis: client, blobs: deps.blobs });
-    await catalog.listen({ host: '127.0.0.1', port: 0 });
-    const catalogUrl = `http://127.0.0.1:${(catalog.server.address() as { port: number }).port}`;
+    const catalogUrl = await listenOnLoopback(catalog);
     const gatewayDeps = await createGatewayDeps(config(catalogUrl), log, client);
     await gatewayDeps.blobs.init(); // creates the blob folders, as start-up does
     await gatewayDeps.auth.bootstrapAdmin('admin-password');
     gateway = await buildGateway(config(catalogUrl), gatewayDeps);
-    await gateway.listen({ host: '127.0.0.1', port: 0 });
-    api = `http://127.0.0.1:${(gateway.server.address() as { port: number }).port}/api/v1`;
+    api = `${await listenOnLoopback(gateway)}/api/v1`;
     token = await login(api, 'admin', 'admin-password');
   });
 

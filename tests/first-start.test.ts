@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import qrcode from 'qrcode-generator';
 import { login, rawRequest, upload } from './helpers/http.js';
 import { freePort, freePortRange, startRedis, tempDir, type TestRedis } from './helpers/infra.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { loopbackEnv, startServer, type TestServer } from './helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** How long a start may take before the test gives up (ms). */
@@ -41,22 +41,7 @@ async function startOnTerminal(env: Record<string, string>): Promise<TerminalRun
   const ftpPort = await freePort();
   const child: ChildProcess = spawn('script', ['-qec', `exec ${process.execPath} dist/standalone.mjs`, '/dev/null'], {
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      TERM: 'xterm',
-      LOG_LEVEL: 'info',
-      NONDIVY_HTTP_HOST: '127.0.0.1',
-      NONDIVY_HTTP_PORT: String(port),
-      NONDIVY_CATALOG_HOST: '127.0.0.1',
-      NONDIVY_CATALOG_PORT: '0',
-      NONDIVY_DISCOVERY_HOST: '127.0.0.1',
-      NONDIVY_DISCOVERY_PORT: '0',
-      NONDIVY_FTP_HOST: '127.0.0.1',
-      NONDIVY_FTP_PORT: String(ftpPort),
-      NONDIVY_FTP_PASV_RANGE: await freePortRange(4),
-      ...env,
-    },
+    env: { ...loopbackEnv(port, ftpPort, await freePortRange(4)), TERM: 'xterm', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let raw = '';

@@ -8,28 +8,23 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bearer, curl, login, upload } from './helpers/http.js';
-import { startRedis, tempDir, type TestRedis } from './helpers/infra.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { startServerWithRedis, type ServerWithRedis, type TestServer } from './helpers/server.js';
 
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
 const ADMIN_PASSWORD = 'correct-horse-battery';
 
-let redis: TestRedis;
+let stack: ServerWithRedis;
 let server: TestServer;
-let data: { path: string; cleanup(): void };
 let admin: string;
 let member: string;
 
 before(async () => {
-  redis = await startRedis();
-  data = tempDir();
-  server = await startServer({
-    REDIS_URL: redis.url,
-    NONDIVY_DATA_DIR: data.path,
+  stack = await startServerWithRedis({
     NONDIVY_ADMIN_PASSWORD: ADMIN_PASSWORD,
     NONDIVY_LOGIN_MAX_FAILURES: '4',
     NONDIVY_LOGIN_LOCK_SECONDS: '3',
   });
+  server = stack.server;
   admin = await login(server.api, 'admin', ADMIN_PASSWORD);
   const res = await fetch(`${server.api}/users`, {
     method: 'POST',
@@ -40,11 +35,7 @@ before(async () => {
   member = await login(server.api, 'alice', 'alice-password');
 });
 
-after(async () => {
-  await server?.stop();
-  await redis?.close();
-  data?.cleanup();
-});
+after(() => stack?.close());
 
 describe('service endpoints', () => {
   it('answers /healthz, /readyz, /metrics and serves the OpenAPI document and docs page', async () => {
@@ -97,7 +88,7 @@ describe('accounts', () => {
 
 describe('upload, browse, fetch', () => {
   it('uploads with curl -F and returns the item', () => {
-    const file = join(data.path, 'book.epub');
+    const file = join(stack.data.path, 'book.epub');
     const bytes = randomBytes(200_000);
     writeFileSync(file, bytes);
     const res = curl(['-H', `Authorization: Bearer ${member}`, '-F', `file=@${file}`, '-F', 'title=Dune', '-F', 'kind=ebook', '-F', 'tags=scifi,Classic', `${server.api}/library`]);
@@ -194,7 +185,7 @@ describe('content: ranges, validators, dispositions', () => {
       assert.ok(Buffer.from(await res.arrayBuffer()).equals(bytes.subarray(start, end + 1)), range);
     }
     // A resumed download with curl -C: the whole file comes together.
-    const part = join(data.path, 'resume.part');
+    const part = join(stack.data.path, 'resume.part');
     writeFileSync(part, bytes.subarray(0, 400_000));
     const res = curl(['-C', '-', '-o', part, url]);
     assert.equal(res.status, 206);

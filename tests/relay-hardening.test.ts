@@ -10,8 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { bearer, login } from './helpers/http.js';
-import { startRedis, tempDir, type TestRedis } from './helpers/infra.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { tempDir } from './helpers/infra.js';
+import { startServerWithRedis, type ServerWithRedis, type TestServer } from './helpers/server.js';
 import { startSite, type Site } from './helpers/sites.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -139,35 +139,26 @@ async function registerDevice(api: Api, token: string, name: string) {
 }
 
 describe('the relay delivers exactly the offered bytes or cuts the receiver', () => {
-  let redis: TestRedis;
+  let stack: ServerWithRedis;
   let server: TestServer;
-  let data: { path: string; cleanup(): void };
   let api: Api;
   let alice: string;
 
   before(async () => {
-    redis = await startRedis();
-    data = tempDir();
-    server = await startServer({
-      REDIS_URL: redis.url,
-      NONDIVY_DATA_DIR: data.path,
-      NONDIVY_ADMIN_PASSWORD: 'admin-password',
+    stack = await startServerWithRedis({
       NONDIVY_RELAY_WAIT_SECONDS: '5',
       NONDIVY_OFFERS_PENDING_PER_SENDER: '3',
       NONDIVY_OFFERS_PENDING_PER_RECEIVER: '5',
       NONDIVY_OFFER_MAX_FILES: '50',
       NONDIVY_OFFER_MAX_BYTES: '8192',
     });
+    server = stack.server;
     api = apiOf(server.api);
     const admin = await login(server.api, 'admin', 'admin-password');
     assert.equal((await api('/users', { method: 'POST', headers: bearer(admin), json: { username: 'alice', password: 'alice-password' } })).status, 201);
     alice = await login(server.api, 'alice', 'alice-password');
   });
-  after(async () => {
-    await server?.stop();
-    await redis?.close();
-    data?.cleanup();
-  });
+  after(() => stack?.close());
 
   /** Two devices and an accepted offer of one file of `bytes`. */
   const accepted = async (bytes: Buffer) => {

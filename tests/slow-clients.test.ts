@@ -10,8 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bearer, login } from './helpers/http.js';
-import { startRedis, tempDir, type TestRedis } from './helpers/infra.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { startServerWithRedis, type ServerWithRedis, type TestServer } from './helpers/server.js';
 
 const KiB = 1024;
 const BODY_TIMEOUT_S = 2;
@@ -67,12 +66,11 @@ function trickle(c: RawClient, bytes: string, everyMs: number): NodeJS.Timeout {
 }
 
 describe('slow clients', () => {
-  let redis: TestRedis;
+  let stack: ServerWithRedis;
   let server: TestServer;
-  let data: { path: string; cleanup(): void };
   let token: string;
   const stagingFiles = () => {
-    const dir = join(data.path, 'blobs', 'tmp');
+    const dir = join(stack.data.path, 'blobs', 'tmp');
     return existsSync(dir) ? readdirSync(dir) : [];
   };
   const uploadHead = (length: number) =>
@@ -81,25 +79,17 @@ describe('slow clients', () => {
   const end = '\r\n--b--\r\n';
 
   before(async () => {
-    redis = await startRedis();
-    data = tempDir();
-    server = await startServer({
-      REDIS_URL: redis.url,
-      NONDIVY_DATA_DIR: data.path,
-      NONDIVY_ADMIN_PASSWORD: 'admin-password',
+    stack = await startServerWithRedis({
       NONDIVY_HTTP_BODY_TIMEOUT_SECONDS: String(BODY_TIMEOUT_S),
       NONDIVY_HTTP_PROGRESS_TIMEOUT_SECONDS: String(PROGRESS_WINDOW_S),
       NONDIVY_HTTP_PROGRESS_MIN_BYTES: String(PROGRESS_MIN_BYTES),
       NONDIVY_HTTP_MAX_CONNECTIONS_PER_IP: String(MAX_PER_IP),
     });
+    server = stack.server;
     token = await login(server.api, 'admin', 'admin-password');
   });
 
-  after(async () => {
-    await server?.stop();
-    await redis?.close();
-    data?.cleanup();
-  });
+  after(() => stack?.close());
 
   it('answers 408 and closes a login whose body trickles in, within the body deadline', async () => {
     const c = await rawClient(server.port);
@@ -136,9 +126,9 @@ describe('slow clients', () => {
     assert.ok(ms !== null, 'the trickling upload is still open');
     // Nothing of it: no item, no staged file, no upload lease.
     const deadline = Date.now() + 3000;
-    while ((stagingFiles().length > 0 || Number(redis.cli('zcard', 'nd:uploads')) > 0) && Date.now() < deadline) await sleep(100);
+    while ((stagingFiles().length > 0 || Number(stack.redis.cli('zcard', 'nd:uploads')) > 0) && Date.now() < deadline) await sleep(100);
     assert.deepEqual(stagingFiles(), []);
-    assert.equal(Number(redis.cli('zcard', 'nd:uploads')), 0);
+    assert.equal(Number(stack.redis.cli('zcard', 'nd:uploads')), 0);
     const list = (await (await fetch(`${server.api}/library`, { headers: bearer(token) })).json()) as { items: unknown[] };
     assert.deepEqual(list.items, []);
   });

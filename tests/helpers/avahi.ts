@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild } from './stop-child.js';
 
 /**
  * Debian's mDNS resolver (avahi) inside a test LAN's network namespace, as a LAN client's file
@@ -79,14 +80,7 @@ export async function startAvahi(ns: string, iface = 'eth0', startTimeoutMs = 10
   const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${socket}` };
   const children: ChildProcess[] = [];
   const stop = async () => {
-    for (const child of children.reverse()) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(killer);
-    }
+    for (const child of children.reverse()) await stopChild(child, 3000);
     children.length = 0;
     rmSync(dir, { recursive: true, force: true });
   };

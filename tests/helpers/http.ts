@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 
 /** Logs in and returns the bearer token. */
 export async function login(api: string, username: string, password: string): Promise<string> {
@@ -12,6 +13,12 @@ export async function login(api: string, username: string, password: string): Pr
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Starts an in-process service on a free loopback port and returns its base URL (no trailing slash). */
+export async function listenOnLoopback(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+}
 
 /** Uploads bytes through multipart with fetch. */
 export async function upload(api: string, token: string | null, data: Buffer | Uint8Array, filename: string, fields: Record<string, string> = {}, type = 'application/octet-stream') {

@@ -1,4 +1,5 @@
 /** Small real media files built byte by byte, for the enrichment tests. */
+import { deflateRawSync } from 'node:zlib';
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -31,33 +32,40 @@ export function mp3(tags: { title: string; artist: string; album: string; track:
   return Buffer.concat([id3, ...Array.from({ length: frames }, () => mpeg)]);
 }
 
-/** A zip of stored (uncompressed) entries. */
-export function zip(entries: [name: string, data: Buffer][]): Buffer {
+/**
+ * A zip of stored (uncompressed) entries, or with `deflate` of deflated ones (method 8, level 9): a
+ * megabyte of repeated markup then weighs a few kilobytes.
+ */
+export function zip(entries: [name: string, data: Buffer][], { deflate = false } = {}): Buffer {
+  const method = deflate ? 8 : 0;
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
   for (const [name, data] of entries) {
     const n = Buffer.from(name);
+    const packed = deflate ? deflateRawSync(data, { level: 9 }) : data;
     const crc = crc32(data);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(method, 8);
     local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(packed.length, 18);
     local.writeUInt32LE(data.length, 22);
     local.writeUInt16LE(n.length, 26);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
     central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(method, 10);
     central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(packed.length, 20);
     central.writeUInt32LE(data.length, 24);
     central.writeUInt16LE(n.length, 28);
     central.writeUInt32LE(offset, 42);
-    locals.push(local, n, data);
+    locals.push(local, n, packed);
     centrals.push(central, n);
-    offset += 30 + n.length + data.length;
+    offset += 30 + n.length + packed.length;
   }
   const dir = Buffer.concat(centrals);
   const end = Buffer.alloc(22);
@@ -69,14 +77,16 @@ export function zip(entries: [name: string, data: Buffer][]): Buffer {
   return Buffer.concat([...locals, dir, end]);
 }
 
+/** An EPUB's META-INF/container.xml pointing at OEBPS/content.opf. */
+export const EPUB_CONTAINER = `<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>`;
+
 /** An EPUB: mimetype, META-INF/container.xml and an OPF package with Dublin Core title, creator, language. */
 export function epub(meta: { title: string; author: string; language: string }): Buffer {
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const container = `<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>`;
   const opf = `<?xml version="1.0" encoding="UTF-8"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">urn:uuid:1</dc:identifier><dc:title>${esc(meta.title)}</dc:title><dc:creator>${esc(meta.author)}</dc:creator><dc:language>${meta.language}</dc:language></metadata><manifest><item id="c1" href="c1.xhtml" media-type="application/xhtml+xml"/></manifest><spine><itemref idref="c1"/></spine></package>`;
   return zip([
     ['mimetype', Buffer.from('application/epub+zip')],
-    ['META-INF/container.xml', Buffer.from(container)],
+    ['META-INF/container.xml', Buffer.from(EPUB_CONTAINER)],
     ['OEBPS/content.opf', Buffer.from(opf)],
     ['OEBPS/c1.xhtml', Buffer.from('<html><body><p>Hello</p></body></html>')],
   ]);

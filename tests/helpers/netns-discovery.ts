@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { LogLine } from './server.js';
+import { stopChild } from './stop-child.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -18,12 +19,7 @@ export interface NetnsDiscovery {
 export async function startDiscoveryIn(ns: string, env: Record<string, string>, readyTimeoutMs = 20_000): Promise<NetnsDiscovery> {
   const children: ChildProcess[] = [];
   const stop = async () => {
-    for (const child of children.reverse()) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    for (const child of children.reverse()) await stopChild(child);
     children.length = 0;
   };
   const redis = spawn('ip', ['netns', 'exec', ns, 'redis-server', '--port', '6379', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort, freePortRange } from './infra.js';
+import { freePort, freePortRange, startRedis, tempDir, type TestRedis } from './infra.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -28,6 +28,28 @@ export interface TestServer {
 }
 
 /**
+ * The environment of a standalone server child with every door on loopback (tests stay off the
+ * machine's network): HTTP on `port`, FTP on `ftpPort` with passive ports `pasvRange`, the catalog
+ * and discovery on any free port; PATH and HOME only from this process, logs at info.
+ */
+export function loopbackEnv(port: number, ftpPort: number, pasvRange: string): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    LOG_LEVEL: 'info',
+    NONDIVY_HTTP_HOST: '127.0.0.1',
+    NONDIVY_HTTP_PORT: String(port),
+    NONDIVY_CATALOG_HOST: '127.0.0.1',
+    NONDIVY_CATALOG_PORT: '0',
+    NONDIVY_DISCOVERY_HOST: '127.0.0.1',
+    NONDIVY_DISCOVERY_PORT: '0',
+    NONDIVY_FTP_HOST: '127.0.0.1',
+    NONDIVY_FTP_PORT: String(ftpPort),
+    NONDIVY_FTP_PASV_RANGE: pasvRange,
+  };
+}
+
+/**
  * Starts dist/standalone.mjs with `env`. `prefix` runs it through another command (e.g. `ip netns
  * exec NS`, to put it on a test LAN), `host` is the address its URLs use (default 127.0.0.1).
  */
@@ -38,21 +60,7 @@ export async function startServer(env: Record<string, string>, options: { port?:
   const argv = [...(options.prefix ?? []), process.execPath, '--enable-source-maps', 'dist/standalone.mjs'];
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      LOG_LEVEL: 'info',
-      NONDIVY_HTTP_HOST: '127.0.0.1',
-      NONDIVY_HTTP_PORT: String(port),
-      NONDIVY_CATALOG_HOST: '127.0.0.1',
-      NONDIVY_CATALOG_PORT: '0',
-      NONDIVY_DISCOVERY_HOST: '127.0.0.1',
-      NONDIVY_DISCOVERY_PORT: '0',
-      NONDIVY_FTP_HOST: '127.0.0.1',
-      NONDIVY_FTP_PORT: String(ftpPort),
-      NONDIVY_FTP_PASV_RANGE: pasvRange,
-      ...env,
-    },
+    env: { ...loopbackEnv(port, ftpPort, pasvRange), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
@@ -104,6 +112,43 @@ export async function startServer(env: Record<string, string>, options: { port?:
     kill: async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
       await exited;
+    },
+  };
+}
+
+/** The standalone server over a Redis and a data folder of its own. */
+export interface ServerWithRedis {
+  redis: TestRedis;
+  data: { path: string; cleanup(): void };
+  server: TestServer;
+  /** Stops the server, then Redis, then removes the data folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a Redis, a data folder and the standalone server over both, the admin's password
+ * 'admin-password' unless `env` sets NONDIVY_ADMIN_PASSWORD. A server that does not start takes
+ * its Redis and folder with it, so a failed `before` leaves nothing running.
+ */
+export async function startServerWithRedis(env: Record<string, string> = {}): Promise<ServerWithRedis> {
+  const redis = await startRedis();
+  const data = tempDir();
+  let server: TestServer;
+  try {
+    server = await startServer({ REDIS_URL: redis.url, NONDIVY_DATA_DIR: data.path, NONDIVY_ADMIN_PASSWORD: 'admin-password', ...env });
+  } catch (err) {
+    await redis.close();
+    data.cleanup();
+    throw err;
+  }
+  return {
+    redis,
+    data,
+    server,
+    close: async () => {
+      await server.stop();
+      await redis.close();
+      data.cleanup();
     },
   };
 }
