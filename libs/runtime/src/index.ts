@@ -109,3 +109,4 @@ export async function waitForBlobStore(blobs: BlobStore, log: Logger, timeoutMs 
     }
   }
 }
+export { freeLoopbackPort } from './free-port.js';

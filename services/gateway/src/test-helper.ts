@@ -10,12 +10,13 @@ import { after } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from '@nondivy/config';
 import type { Item } from '@nondivy/contracts';
 import { createLogger } from '@nondivy/log';
+import { freeLoopbackPort } from '@nondivy/runtime';
 import { createRedis, type Redis } from '@nondivy/state';
 import { FsBlobStore } from '@nondivy/storage';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
@@ -44,19 +45,6 @@ export const ADMIN_PASSWORD = 'admin-password-for-tests';
 /** A memory-backed folder where there is one: each upload's fsync on a busy disk would dominate the tests' time. */
 const TMP = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
-/** A free TCP port on the loopback interface. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** True when a Redis answers PING on `port` (a raw socket: no client to configure for one probe). */
 function pings(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -81,7 +69,7 @@ export interface TestRedisServer {
 
 /** Starts `redis-server` on a free loopback port, without persistence, and waits until it answers. */
 export async function startTestRedis(): Promise<TestRedisServer> {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   let spawnError: Error | undefined;
   const exited = new Promise<void>((resolve) => {

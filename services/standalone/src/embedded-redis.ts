@@ -1,21 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '@nondivy/log';
-
-/** A free TCP port on the loopback interface, for the embedded Redis. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freeLoopbackPort } from '@nondivy/runtime';
 
 export interface EmbeddedRedis {
   url: string;
@@ -114,7 +101,7 @@ export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<
   const dir = join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
   await takeOver(dir, log);
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const wrapper = parentDeathWrapper();
   if (wrapper.length === 0) log.warn('setpriv is not available: the embedded redis-server would outlive a killed server (the next start stops it)');
   const argv = [
