@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { byteSize, ConfigError, flag, parseEnv, port, positiveInt } from './env.js';
+import { byteSize, ConfigError, flag, parseEnv, port, portRange, positiveInt } from './env.js';
 
 const problemsOf = (fn: () => unknown): string[] => {
   try {
@@ -70,6 +70,31 @@ describe('port and positiveInt', () => {
   it('positive integers start at 1', () => {
     assert.equal(positiveInt.parse('1'), 1);
     for (const v of ['0', '-3', '1.5', 'many']) assert.equal(positiveInt.safeParse(v).success, false, v);
+  });
+});
+
+describe('portRange', () => {
+  const issues = (v: string) => {
+    const r = portRange.safeParse(v);
+    return r.success ? null : r.error.issues.map((i) => i.message);
+  };
+
+  it('reads FIRST-LAST as two port numbers, ends included', () => {
+    assert.deepEqual(portRange.parse('30000-30049'), [30000, 30049]);
+    assert.deepEqual(portRange.parse('1024-1024'), [1024, 1024]);
+    assert.deepEqual(portRange.parse('1024-65535'), [1024, 65535]);
+  });
+
+  it('refuses anything but two numbers of at most five digits around one dash, whole', () => {
+    for (const v of ['30000', '30000-', '-30049', '30000:30049', ' 30000-30049', '30000-30049 ', 'x30000-30049', '30000-30049x', '123456-123457', '30000--30049', '']) {
+      assert.deepEqual(issues(v), ['expected FIRST-LAST, e.g. 30000-30049'], v);
+    }
+  });
+
+  it('refuses privileged ports, ports past 65535 and a range that runs backwards', () => {
+    for (const v of ['1023-2000', '0-10', '60000-65536', '99999-99999', '30049-30000', '2000-1999']) {
+      assert.deepEqual(issues(v), ['expected 1024 <= FIRST <= LAST <= 65535'], v);
+    }
   });
 });
 

@@ -87,3 +87,10 @@ export const flag = z
 
 export const port = z.coerce.number().int().min(0).max(65535);
 export const positiveInt = z.coerce.number().int().positive();
+
+/** `30000-30049`: an inclusive range of TCP ports. */
+export const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'expected FIRST-LAST, e.g. 30000-30049')
+  .transform((v) => v.split('-').map(Number) as [number, number])
+  .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'expected 1024 <= FIRST <= LAST <= 65535');

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { byteSize, flag, parseEnv, port, positiveInt } from './env.js';
+import { byteSize, flag, parseEnv, port, portRange, positiveInt } from './env.js';
 
 export { ConfigError, parseEnv, byteSize, flag, port, positiveInt } from './env.js';
 
@@ -94,13 +94,6 @@ const catalogVars = {
   NONDIVY_CATALOG_HOST: z.string().default('127.0.0.1'),
   NONDIVY_CATALOG_PORT: port.default(8081),
 };
-
-/** `30000-30049`: an inclusive range of TCP ports. */
-const portRange = z
-  .string()
-  .regex(/^\d{1,5}-\d{1,5}$/, 'expected FIRST-LAST, e.g. 30000-30049')
-  .transform((v) => v.split('-').map(Number) as [number, number])
-  .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'expected 1024 <= FIRST <= LAST <= 65535');
 
 const ftpVars = {
   ...commonVars,
