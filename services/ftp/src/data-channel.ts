@@ -26,30 +26,48 @@ export interface ChannelOptions {
   log: Logger;
 }
 
-/** A data connection being set up by PASV/EPSV (we listen) or PORT/EPRT (we connect). */
+/**
+ * A data connection being set up by PASV/EPSV (we listen) or PORT/EPRT (we connect). Connecting and
+ * securing are two steps because the 150 reply goes out between them: RFC 4217 leaves the order to
+ * the client, and many (Python's ftplib, Go's FTP client, lftp) read 150 before they start TLS on
+ * the data connection, while others (curl) start TLS first. The server, being the TLS server here,
+ * only waits for the client's hello, so it works with both once 150 is not held back behind TLS.
+ */
 export interface DataChannel {
   readonly kind: 'passive' | 'active';
-  /** Resolves with the connected (and, with TLS, secured) socket; rejects after the timeout. */
+  /** Resolves with the connected TCP socket; rejects after the timeout. */
   connect(): Promise<Socket>;
+  /**
+   * With TLS on, the TLS server socket over `socket` once the handshake is done (it rejects after
+   * the timeout, or when the connection closes first); without, `socket` itself. A client may offer
+   * the control connection's TLS session for resumption: the same context serves both, so it is
+   * resumed when still valid and a full handshake is done otherwise; it is never required.
+   */
+  secure(socket: Socket): Promise<Socket>;
   close(): void;
 }
 
-function secure(socket: Socket, context: SecureContext, timeoutMs: number): Promise<Socket> {
+/** TLS on a data connection, as the TLS server, within `timeoutMs`. */
+function secure(socket: Socket, context: SecureContext | undefined, timeoutMs: number): Promise<Socket> {
+  if (!context) return Promise.resolve(socket);
   return new Promise((resolve, reject) => {
     const tls = new TLSSocket(socket, { isServer: true, secureContext: context });
-    const timer = setTimeout(() => {
+    const fail = (err: AppError) => {
+      clearTimeout(timer);
+      tls.off('close', onClose);
       tls.destroy();
-      reject(new AppError('unavailable', 'TLS negotiation on the data connection timed out'));
-    }, timeoutMs);
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new AppError('unavailable', 'TLS negotiation on the data connection timed out')), timeoutMs);
+    const onClose = () => fail(new AppError('unavailable', 'The data connection closed during TLS negotiation'));
+    tls.once('close', onClose);
     tls.once('secure', () => {
       clearTimeout(timer);
+      tls.off('close', onClose);
       resolve(tls);
     });
-    tls.once('error', (err) => {
-      clearTimeout(timer);
-      tls.destroy();
-      reject(new AppError('unavailable', 'TLS negotiation on the data connection failed', { cause: err }));
-    });
+    tls.once('error', (err) => fail(new AppError('unavailable', 'TLS negotiation on the data connection failed', { cause: err })));
   });
 }
 
@@ -179,14 +197,10 @@ export class PassiveChannel implements DataChannel {
       return;
     }
     this.stopListening();
-    const ready = this.options.tls ? secure(socket, this.options.tls, this.options.connectTimeoutMs) : Promise.resolve(socket);
-    ready.then(
-      (s) => {
-        this.socket = s;
-        for (const w of this.waiters.splice(0)) w.resolve(s);
-      },
-      (err: Error) => this.fail(err),
-    );
+    // Errors show up where the socket is used (the transfer fails); a reset before then must not throw.
+    socket.on('error', () => undefined);
+    this.socket = socket;
+    for (const w of this.waiters.splice(0)) w.resolve(socket);
   }
 
   private fail(err: Error) {
@@ -200,6 +214,10 @@ export class PassiveChannel implements DataChannel {
     if (this.socket) return Promise.resolve(this.socket);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  secure(socket: Socket): Promise<Socket> {
+    return secure(socket, this.options.tls, this.options.connectTimeoutMs);
   }
 
   close() {
@@ -264,13 +282,14 @@ export class ActiveChannel implements DataChannel {
       socket.connect({ host: this.host, port: this.port }, () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        const ready = this.options.tls ? secure(socket, this.options.tls, this.options.connectTimeoutMs) : Promise.resolve(socket);
-        ready.then((s) => {
-          this.socket = s;
-          resolve(s);
-        }, reject);
+        this.socket = socket;
+        resolve(socket);
       });
     });
+  }
+
+  secure(socket: Socket): Promise<Socket> {
+    return secure(socket, this.options.tls, this.options.connectTimeoutMs);
   }
 
   close() {

@@ -490,9 +490,12 @@ export class FtpSession {
   }
 
   /**
-   * Runs `work` on the data connection: replies 150, pauses the idle timer, stops a stalled data
-   * connection after the data timeout, closes the data connection when done and replies 226, or 426
-   * when the transfer was aborted or the connection failed.
+   * Runs `work` on the data connection: replies 150 as soon as the data connection is made, then
+   * (with TLS) waits for the TLS handshake within the data timeout, so that clients which read 150
+   * before starting TLS and clients which start TLS first both work (RFC 4217); pauses the idle
+   * timer, stops a stalled data connection after the data timeout, closes the data connection when
+   * done and replies 226, or 425 when TLS could not be set up, or 426 when the transfer was aborted
+   * or the connection failed.
    */
   private async withData(work: (socket: Socket, transfer: { aborted: () => string | null; committing: () => void }) => Promise<void | string>, opening: string): Promise<void> {
     const channel = this.channel;
@@ -502,13 +505,16 @@ export class FtpSession {
       channel.close();
       return void (await this.conn.reply(421, 'Service shutting down'));
     }
-    let socket: Socket;
+    let raw: Socket;
     try {
-      socket = await channel.connect();
+      raw = await channel.connect();
     } catch (err) {
       channel.close();
       return void (await this.conn.reply(425, isAppError(err) ? err.message : 'Cannot open the data connection'));
     }
+    raw.on('error', () => undefined);
+    /** The connection the transfer runs on: the TLS socket over `raw` once secured. */
+    let socket = raw;
     let abortReason: string | null = null;
     // Once an upload is being committed, ABOR/QUIT/shutdown no longer stop it: the reply must say
     // what happened, and what happens is that it is stored.
@@ -517,13 +523,24 @@ export class FtpSession {
       if (committing) return;
       abortReason ??= reason;
       socket.destroy();
+      raw.destroy();
     };
-    socket.setTimeout(this.ctx.dataTimeoutMs, () => stop('data connection stalled'));
-    socket.on('error', () => undefined);
     this.transfer = { abort: stop, bytes: () => socket.bytesRead + socket.bytesWritten };
     this.armIdle();
     try {
       await this.conn.reply(150, opening);
+      try {
+        socket = await channel.secure(raw);
+      } catch (err) {
+        if (abortReason) throw new Error(abortReason);
+        // 425 after 150: the data connection could not be opened (RFC 959), nothing was transferred.
+        this.log.info({ err: { message: err instanceof Error ? err.message : String(err) } }, 'TLS on a data connection failed');
+        raw.destroy();
+        return void (await this.conn.reply(425, isAppError(err) ? err.message : 'Cannot open the data connection'));
+      }
+      if (abortReason) throw new Error(abortReason);
+      socket.setTimeout(this.ctx.dataTimeoutMs, () => stop('data connection stalled'));
+      socket.on('error', () => undefined);
       const done = await work(socket, { aborted: () => abortReason, committing: () => (committing = true) });
       if (abortReason) throw new Error(abortReason);
       if (!socket.destroyed) {
