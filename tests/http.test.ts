@@ -254,28 +254,45 @@ describe('content: ranges, validators, dispositions', () => {
 });
 
 describe('hostile file names', () => {
-  const names: [string, RegExp][] = [
-    ['../../etc/passwd', /^passwd$/],
-    ['/abs/path/file.txt', /^file\.txt$/],
-    ['C:\\Windows\\system32\\evil.exe', /^evil\.exe$/],
-    ['nul\u0000byte.txt', /^nulbyte\.txt$/],
-    ['bell\u0007and\u001b[31mansi.txt', /^belland\[31mansi\.txt$/],
-    // (browsers and undici send CR/LF in a multipart filename percent-encoded, as the HTML standard says)
-    ['crlf\r\nSet-Cookie: x=1.txt', /^crlf[^\r\n]*Set-Cookie_ x=1\.txt$/],
-    ['invoice\u202Etxt.exe', /^invoicetxt\.exe$/],
-    ['é'.repeat(150) + '.pdf', /^é+\.pdf$/],
-    ['...', /^file$/],
-    ['.hidden', /^hidden$/],
+  // Each name with the name the library would store instead (null: nothing would be left of it).
+  const names: [string, string | null][] = [
+    ['../../etc/passwd', 'passwd'],
+    ['/abs/path/file.txt', 'file.txt'],
+    ['C:\\Windows\\system32\\evil.exe', 'evil.exe'],
+    ['nul\u0000byte.txt', 'nulbyte.txt'],
+    ['bell\u0007and\u001b[31mansi.txt', 'belland[31mansi.txt'],
+    // (browsers and undici send ", CR and LF in a multipart filename as %22, %0D and %0A, as the HTML standard says)
+    ['crlf\r\nSet-Cookie: x=1.txt', 'crlfSet-Cookie_ x=1.txt'],
+    ['say "hi".txt', 'say _hi_.txt'],
+    ['invoice\u202Etxt.exe', 'invoicetxt.exe'],
+    ['é'.repeat(150) + '.pdf', 'é'.repeat(125) + '.pdf'],
+    ['...', null],
+    ['.hidden', 'hidden'],
   ];
+  const send = (name: string) => {
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.from('x')]), name);
+    return fetch(`${server.api}/library`, { method: 'POST', body: form, headers: bearer(member) });
+  };
 
-  it('stores safe names, and serves them back in a safe Content-Disposition', async () => {
-    for (const [raw, expected] of names) {
-      const form = new FormData();
-      form.append('file', new Blob([Buffer.from('x')]), raw);
-      const res = await fetch(`${server.api}/library`, { method: 'POST', body: form, headers: bearer(member) });
+  it('refuses a name the library would change (400, naming the accepted name); the accepted name is stored exactly and served in a safe Content-Disposition', async () => {
+    const before = (await (await fetch(`${server.api}/library/facets`)).json()) as { total: number };
+    for (const [raw, accepted] of names) {
+      const res = await send(raw);
+      assert.equal(res.status, 400, JSON.stringify(raw));
+      assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      const problem = (await res.json()) as { detail: string; acceptedName?: string };
+      assert.equal(problem.acceptedName, accepted ?? undefined, JSON.stringify(raw));
+      assert.equal(problem.detail, accepted === null ? 'File name not allowed' : `File name not allowed; "${accepted}" would be`);
+    }
+    const after = (await (await fetch(`${server.api}/library/facets`)).json()) as { total: number };
+    assert.equal(after.total, before.total, 'nothing was stored');
+    for (const [raw, accepted] of names) {
+      if (accepted === null) continue;
+      const res = await send(accepted);
       assert.equal(res.status, 201, JSON.stringify(raw));
       const item = (await res.json()) as { id: string; filename: string };
-      assert.match(item.filename, expected, JSON.stringify(raw));
+      assert.equal(item.filename, accepted);
       assert.ok(Buffer.byteLength(item.filename) <= 255);
       const content = await fetch(`${server.api}/library/${item.id}/content`);
       const cd = content.headers.get('content-disposition')!;
@@ -286,6 +303,24 @@ describe('hostile file names', () => {
     // The raw names never reach the logs.
     const logs = server.rawOutput();
     for (const bad of ['\u202E', '\r\nSet-Cookie', '\u0007', '../../etc/passwd']) assert.ok(!logs.includes(bad), `log free of ${JSON.stringify(bad)}`);
+  });
+
+  it('stores a composed (NFC) name for a decomposed one: the one silent change, made by FTP too', async () => {
+    const res = await send('Cafe\u0301.txt');
+    assert.equal(res.status, 201);
+    assert.equal(((await res.json()) as { filename: string }).filename, 'Caf\u00e9.txt');
+  });
+
+  it('refuses a rename to a name the library would change, naming the accepted name', async () => {
+    const item = (await (await send('rename-me.txt')).json()) as { id: string };
+    const patch = (filename: string) =>
+      fetch(`${server.api}/library/${item.id}`, { method: 'PATCH', headers: { ...bearer(member), 'content-type': 'application/json' }, body: JSON.stringify({ filename }) });
+    const refused = await patch('a:b.txt');
+    assert.equal(refused.status, 400);
+    assert.equal(((await refused.json()) as { acceptedName?: string }).acceptedName, 'a_b.txt');
+    const renamed = await patch('a_b.txt');
+    assert.equal(renamed.status, 200);
+    assert.equal(((await renamed.json()) as { filename: string }).filename, 'a_b.txt');
   });
 
   it('keeps the name of a non-ASCII file exactly in filename*', async () => {

@@ -45,6 +45,13 @@ export const Item = z.object({
   uploadedBy: z.string(),
   downloads: z.number().int().nonnegative(),
   site: z.string().optional(),
+  /**
+   * Where the item is in the FTP tree: `/library/<kind>/<path name>`, its file name, or for a second
+   * item of the same name that name with the start of its id added (`Live (-ChH17).mp3`). Absent
+   * while an item is not yet indexed, and on items of linked sites that do not send it (on a linked
+   * site's item it is its place on that site).
+   */
+  path: z.string().optional(),
   meta: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
 });
 export type Item = z.infer<typeof Item>;

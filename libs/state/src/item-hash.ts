@@ -31,7 +31,8 @@ export function toFields(item: StoredItem): string[] {
   ];
 }
 
-const ITEM_FIELDS = ['id', 'title', 'kind', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'uploadedBy', 'downloads', 'meta'] as const;
+// `name` is the item's path name, kept by the search index (see search-index.ts): read with the item, as its `path`.
+const ITEM_FIELDS = ['id', 'title', 'kind', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'uploadedBy', 'downloads', 'meta', 'name'] as const;
 
 /** The item in a hash as read back, or null when the hash is not a whole item. */
 export function fromHash(h: Record<string, string>): StoredItem | null {
@@ -52,6 +53,7 @@ export function fromHash(h: Record<string, string>): StoredItem | null {
     uploadedBy: h.uploadedBy ?? '',
     downloads: Number(h.downloads ?? 0),
     meta: JSON.parse(h.meta ?? '{}') as Item['meta'],
+    ...(h.name ? { path: `/library/${h.kind ?? 'other'}/${h.name}` } : {}),
   };
 }
 

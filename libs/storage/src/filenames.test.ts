@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
+import { AppError } from '@nondivy/errors';
+import { acceptedFilename, decodeFormFilename, requireAcceptedFilename, safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
 
 describe('safeFilename', () => {
   it('keeps an ordinary name as it is', () => {
@@ -83,6 +84,62 @@ describe('safeFilename', () => {
 
   it('does not leave a trailing dot or space where it cut', () => {
     assert.equal(safeFilename(`${'a'.repeat(250)} ...x${'y'.repeat(30)}.txt`), `${'a'.repeat(250)}.txt`);
+  });
+});
+
+describe('requireAcceptedFilename (the rule every door shares)', () => {
+  const refusal = (accepted: string | undefined) => (err: unknown) => {
+    assert.ok(err instanceof AppError && err.kind === 'bad_input', String(err));
+    assert.deepEqual(err.details, accepted === undefined ? undefined : { acceptedName: accepted });
+    assert.equal(err.message, accepted === undefined ? 'File name not allowed' : `File name not allowed; "${accepted}" would be`);
+    return true;
+  };
+
+  it('accepts a name the library stores as it is', () => {
+    assert.equal(requireAcceptedFilename('Jazz Café Live.mp3'), 'Jazz Café Live.mp3');
+    assert.equal(requireAcceptedFilename('Report 2024 (final).pdf'), 'Report 2024 (final).pdf');
+  });
+
+  it('normalises to NFC silently: the one change both doors make before the rule', () => {
+    assert.equal(requireAcceptedFilename('Cafe\u0301.mp3'), 'Caf\u00e9.mp3');
+    assert.equal(acceptedFilename('Cafe\u0301.mp3'), 'Caf\u00e9.mp3');
+  });
+
+  it('refuses reserved characters, naming the accepted name', () => {
+    assert.throws(() => requireAcceptedFilename('a:b*c?d<e>f|g.txt'), refusal('a_b_c_d_e_f_g.txt'));
+    assert.throws(() => requireAcceptedFilename('say "hi".txt'), refusal('say _hi_.txt'));
+  });
+
+  it('refuses white space runs, trailing spaces and dots, leading dots, path segments and controls', () => {
+    assert.throws(() => requireAcceptedFilename('song.mp3 '), refusal('song.mp3'));
+    assert.throws(() => requireAcceptedFilename(' song.mp3'), refusal('song.mp3'));
+    assert.throws(() => requireAcceptedFilename('a  b.mp3'), refusal('a b.mp3'));
+    assert.throws(() => requireAcceptedFilename('notes.'), refusal('notes'));
+    assert.throws(() => requireAcceptedFilename('.hidden'), refusal('hidden'));
+    assert.throws(() => requireAcceptedFilename('Music/song.mp3'), refusal('song.mp3'));
+    assert.throws(() => requireAcceptedFilename('a\r\nb.txt'), refusal('ab.txt'));
+    assert.throws(() => requireAcceptedFilename('con.txt'), refusal('_con.txt'));
+  });
+
+  it('refuses a name with nothing left, with no accepted name to offer', () => {
+    assert.throws(() => requireAcceptedFilename('...'), refusal(undefined));
+  });
+
+  it('takes an empty name as no choice (the library then names the file)', () => {
+    assert.equal(requireAcceptedFilename(''), '');
+  });
+});
+
+describe('decodeFormFilename', () => {
+  it('decodes exactly the escapes of the HTML form encoding: %22, %0D, %0A', () => {
+    assert.equal(decodeFormFilename('say %22hi%22.txt'), 'say "hi".txt');
+    assert.equal(decodeFormFilename('a%0D%0Ab.txt'), 'a\r\nb.txt');
+  });
+
+  it('leaves every other percent sequence as it is', () => {
+    assert.equal(decodeFormFilename('100%.txt'), '100%.txt');
+    assert.equal(decodeFormFilename('a%20b%2F%25%0d%0a%22.txt'), 'a%20b%2F%25%0d%0a".txt');
+    assert.equal(decodeFormFilename('%2522.txt'), '%2522.txt');
   });
 });
 

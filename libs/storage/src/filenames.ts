@@ -1,7 +1,20 @@
+import { AppError } from '@nondivy/errors';
+
 /**
  * The one place where file names from the outside world are made safe. Front doors never join paths
  * or build headers from raw names: they call `safeFilename` once and use its result everywhere.
  * Blob keys never derive from a name at all (see blob stores).
+ *
+ * A name a client chooses (an FTP STOR or RNTO, a REST upload or rename) goes through
+ * `requireAcceptedFilename` instead: the same rule for every door, so one file gets one name
+ * whichever way it arrives. A name the library would change is refused, naming the one it would
+ * accept, rather than stored under a name the client never chose (a sync tool would then see its
+ * file missing and upload it again). The only change made silently is Unicode NFC: both doors
+ * apply it before the rule (FTP to every path segment), and a composed and a decomposed "é" are the
+ * same name to every file system a user sees. Everything else is refused: forbidden characters,
+ * controls, path segments, runs of white space, leading dots, trailing dots and spaces (no browser
+ * adds those, and FTP refuses them too), Windows device names and names over 255 bytes. An empty
+ * name is not a choice: the library's default name is used.
  */
 
 const MAX_FILENAME_BYTES = 255;
@@ -52,6 +65,38 @@ export function safeFilename(raw: string | undefined | null, fallback = 'file'):
     name = truncateUtf8(stem, MAX_FILENAME_BYTES - Buffer.byteLength(ext)).replace(/[.\s]+$/, '') + ext;
   }
   return name;
+}
+
+/**
+ * The name the library would store for a name a client chose (`''`: none, nothing would be left of
+ * it), after the one silent normalisation (NFC).
+ */
+export function acceptedFilename(chosen: string): string {
+  return safeFilename(chosen.normalize('NFC'), '');
+}
+
+/**
+ * The rule for a name a client chooses (see the top of this file): the name itself, in NFC, when
+ * the library would store it as it is; else `bad_input` whose message names the accepted name and
+ * whose details carry it as `acceptedName` (FTP answers 553, HTTP 400 problem+json).
+ */
+export function requireAcceptedFilename(chosen: string): string {
+  const name = chosen.normalize('NFC');
+  const accepted = acceptedFilename(name);
+  if (accepted === name) return name;
+  if (!accepted) throw new AppError('bad_input', 'File name not allowed');
+  throw new AppError('bad_input', `File name not allowed; "${accepted}" would be`, { details: { acceptedName: accepted } });
+}
+
+/**
+ * A multipart file name as a browser sent it: the HTML standard's form encoding writes `"`, CR and
+ * LF in a file name as `%22`, `%0D` and `%0A` (and nothing else, not even `%` itself), so exactly
+ * those three escapes are decoded, and the name then meets the same rule as an FTP name (where `"`
+ * arrives as it is). A name that really contained "%22" is read as `"`: the form encoding cannot
+ * tell them apart, and the rule then refuses it, naming the accepted alternative.
+ */
+export function decodeFormFilename(sent: string): string {
+  return sent.replace(/%(22|0D|0A)/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
 /** A readable default title from a file name: its stem, with `_` and `.` turned into spaces. */

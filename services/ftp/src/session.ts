@@ -6,7 +6,7 @@ import type { AuthService } from '@nondivy/auth';
 import type { Item } from '@nondivy/contracts';
 import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import { safeFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
+import { requireAcceptedFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
 import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
 import type { ControlConnection } from './ftp-srv-adapter.js';
 import { folderEntry, ftpTime, itemEntry, lsLine, mlsxLine, type Entry } from './listing.js';
@@ -679,11 +679,8 @@ function noSuchFile(err: unknown): never {
 
 const isAnonymous = (name: string) => name.toLowerCase() === 'anonymous' || name.toLowerCase() === 'ftp';
 
-/** A name must already be what the library would store, so the file ends up exactly where asked. */
-function checkName(name: string) {
-  const safe = safeFilename(name, '');
-  if (safe !== name) throw new AppError('bad_input', safe ? `File name not allowed; "${safe}" would be` : 'File name not allowed');
-}
+/** A name must already be what the library would store, so the file ends up exactly where asked (the rule every door shares). */
+const checkName = (name: string) => void requireAcceptedFilename(name);
 
 /** `LIST -la /path` → `/path`; a lone `-la` → no path. */
 function stripListFlags(arg: string | null): string | null {

@@ -79,6 +79,9 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     // Larger parser and file-stream buffers: fewer pause/resume rounds per megabyte uploaded.
     highWaterMark: 1024 * 1024,
     fileHwm: 1024 * 1024,
+    // The file name as sent, folders included: the upload route refuses a name the library would
+    // change (naming the accepted one) rather than have the parser strip its folders silently.
+    preservePath: true,
     limits: {
       fileSize: config.library.maxUploadBytes,
       files: 1,

@@ -1,7 +1,7 @@
 import type { Multipart } from '@fastify/multipart';
 import { Facets, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
 import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
-import type { StagedUpload } from '@nondivy/storage';
+import { decodeFormFilename, requireAcceptedFilename, type StagedUpload } from '@nondivy/storage';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -51,7 +51,9 @@ async function* fileBytes(file: NodeJS.ReadableStream & { truncated?: boolean })
 /**
  * Reads the multipart upload: exactly one `file` part plus optional text fields, in any order. The
  * file streams straight into the library (staged); it becomes an item only once every field is
- * read and valid. Anything else — an unknown part, a second file, a bad field — discards it.
+ * read and valid. Anything else — an unknown part, a second file, a bad field — discards it. The
+ * file name meets the rule every door shares (libs/storage filenames.ts) before a byte is stored: a
+ * name the library would change is refused (400, `acceptedName` in the problem), as FTP refuses it.
  */
 async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; mimetype: string; fields: UploadFields }> {
   let staged: StagedUpload | undefined;
@@ -63,7 +65,7 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
       if (part.type === 'file') {
         if (part.fieldname !== 'file') throw badInput(`Unexpected file part "${part.fieldname.slice(0, 40)}"; send the file as "file"`);
         if (staged) throw badInput('Send exactly one file per upload');
-        filename = part.filename;
+        filename = requireAcceptedFilename(decodeFormFilename(part.filename));
         mimetype = part.mimetype;
         staged = await deps.library.stage(fileBytes(part.file));
       } else {
@@ -112,7 +114,10 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     async (req, reply) => {
       const { staged, filename, mimetype, fields } = await receiveUpload(req, deps);
       const item = await staged.commit({ ...fields, filename, contentType: mimetype }, actorOf(req));
-      return reply.code(201).header('location', `/api/v1/library/${item.id}`).send(item);
+      // The FTP path, as every later read of the item shows it (a duplicate's name differs from its file name).
+      const name = await library.nameOf(item.id);
+      const answer = name ? { ...item, path: `/library/${item.kind}/${name}` } : item;
+      return reply.code(201).header('location', `/api/v1/library/${item.id}`).send(answer);
     },
   );
 
@@ -162,8 +167,11 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
 
   app.patch(
     '/library/:id',
-    { schema: { tags: ['library'], summary: 'Edit an item (uploader or admin)', params: IdParams, body: ItemPatch, response: { 200: Item } } },
-    async (req) => library.update(req.params.id, req.body, actorOf(req)),
+    { schema: { tags: ['library'], summary: 'Edit an item (uploader or admin); a new filename meets the same rule as an upload\'s', params: IdParams, body: ItemPatch, response: { 200: Item } } },
+    async (req) => {
+      if (req.body.filename !== undefined) requireAcceptedFilename(req.body.filename);
+      return library.update(req.params.id, req.body, actorOf(req));
+    },
   );
 
   app.delete('/library/:id', { schema: { tags: ['library'], summary: 'Delete an item (uploader or admin)', params: IdParams } }, async (req, reply) => {
