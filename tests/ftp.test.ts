@@ -902,3 +902,141 @@ describe('FTP and HTTP over one library (s3 driver)', () => {
     assert.deepEqual(await s.restBytes(fromFtp.id), viaFtp);
   });
 });
+
+describe('FTP modification times (MFMT, SITE UTIME) and /upload/ as the member\'s own items', () => {
+  let s: Site;
+  before(async () => {
+    s = await site();
+  });
+  after(async () => s?.close());
+
+  /** A listing (LIST or MLSD) of `path` over a raw session, or the refusal's code. */
+  async function listing(c: RawFtp, directive: 'LIST' | 'MLSD', path: string): Promise<string> {
+    const port = await c.epsv();
+    const data = await dataSocket(port);
+    const opened = await c.send(`${directive} ${path}`);
+    assert.equal(opened?.code, 150, opened?.text);
+    const text = (await readAll(data)).toString();
+    assert.equal((await c.next())?.code, 226);
+    return text;
+  }
+  const itemNamed = async (filename: string) => (await s.items()).find((i) => i.filename === filename) as (Item & { modifiedAt: string | null; createdAt: string; updatedAt: string; path: string }) | undefined;
+
+  it('MFMT and both SITE UTIME forms set the time MDTM, MLSD and REST show; strict validation; owner or admin only; SITE CHMOD is accepted', async () => {
+    const alice = await RawFtp.open(s.server.ftpPort);
+    const bob = await RawFtp.open(s.server.ftpPort);
+    const anon = await RawFtp.open(s.server.ftpPort);
+    const admin = await RawFtp.open(s.server.ftpPort);
+    try {
+      assert.equal((await alice.login('alice', 'alice-password'))?.code, 230);
+      assert.equal((await bob.login('bob', 'bob-password'))?.code, 230);
+      assert.equal((await anon.login())?.code, 230);
+      assert.equal((await admin.login('admin', ADMIN))?.code, 230);
+      assert.match((await alice.send('FEAT'))!.text, /^ MFMT$/m);
+      const port = await alice.epsv();
+      const data = await dataSocket(port);
+      assert.equal((await alice.send('STOR /upload/times.txt'))?.code, 150);
+      data.end('some text');
+      assert.equal((await alice.next())?.code, 226);
+
+      const fresh = (await itemNamed('times.txt'))!;
+      assert.equal(fresh.modifiedAt, null, 'REST shows modifiedAt as null until a client sets it');
+      const created = fresh.createdAt.replace(/[-:T]/g, '').slice(0, 14);
+      assert.equal((await alice.send(`MDTM ${fresh.path}`))?.text, `213 ${created}`, 'unset: the creation time as before');
+
+      const mfmt = await alice.send('MFMT 20200229123456 /upload/times.txt');
+      assert.equal(mfmt?.text, '213 Modify=20200229123456; /upload/times.txt');
+      assert.equal((await alice.send('MDTM /upload/times.txt'))?.text, '213 20200229123456');
+      assert.equal((await alice.send(`MDTM ${fresh.path}`))?.text, '213 20200229123456');
+      assert.match(await listing(alice, 'MLSD', '/upload'), /modify=20200229123456; times\.txt\r\n/);
+      assert.match(await listing(alice, 'MLSD', fresh.path.slice(0, fresh.path.lastIndexOf('/'))), /modify=20200229123456; times\.txt\r\n/);
+      assert.match((await alice.send(`MLST ${fresh.path}`))!.text, /modify=20200229123456;/);
+      const set = (await itemNamed('times.txt'))!;
+      assert.equal(set.modifiedAt, '2020-02-29T12:34:56.000Z');
+      assert.notEqual(set.updatedAt, fresh.updatedAt, 'an update like any other');
+      assert.equal((await fetch(`${s.server.api}/library/${set.id}`).then((r) => r.json()) as { modifiedAt: string }).modifiedAt, '2020-02-29T12:34:56.000Z');
+
+      // lftp / FileZilla: path, atime, mtime, ctime, UTC (the second time is the file's); then proftpd's form.
+      assert.equal((await alice.send(`SITE UTIME ${fresh.path} 20210101000000 20210102030405 20210101000000 UTC`))?.code, 200);
+      assert.equal((await alice.send('MDTM /upload/times.txt'))?.text, '213 20210102030405');
+      assert.equal((await alice.send('SITE UTIME 20220303030303 /upload/times.txt'))?.code, 200);
+      assert.equal((await alice.send('MDTM /upload/times.txt'))?.text, '213 20220303030303');
+      assert.equal((await alice.send('SITE UTIME /upload/times.txt 20230101010101'))?.code, 200);
+      assert.equal((await alice.send('MFMT 19991231235959.250 /upload/times.txt'))?.code, 213);
+      assert.equal((await itemNamed('times.txt'))!.modifiedAt, '1999-12-31T23:59:59.250Z');
+
+      for (const bad of [
+        'MFMT 20210229000000 /upload/times.txt', // not a leap year
+        'MFMT 19691231235959 /upload/times.txt', // before 1970
+        'MFMT 2021010100000 /upload/times.txt', // 13 digits
+        'MFMT 202101010000000 /upload/times.txt', // 15 digits
+        'MFMT 20210101240000 /upload/times.txt', // hour 24
+        'MFMT 20211301000000 /upload/times.txt', // month 13
+        'MFMT 20210101000060 /upload/times.txt', // second 60
+        'MFMT 20210101000000.1234 /upload/times.txt',
+        'MFMT +0210101000000 /upload/times.txt',
+        'MFMT 20210101000000',
+        'MFMT',
+        'SITE UTIME /upload/times.txt',
+        'SITE UTIME /upload/times.txt 20210101000000 20210230000000 20210101000000 UTC',
+        'SITE UTIME x y',
+      ]) assert.equal((await alice.send(bad))?.code, 501, bad);
+      assert.equal((await alice.send('MDTM /upload/times.txt'))?.text, '213 19991231235959', 'nothing changed');
+
+      assert.equal((await bob.send(`MFMT 20200101000000 ${fresh.path}`))?.code, 550, 'not his');
+      assert.equal((await bob.send(`SITE UTIME 20200101000000 ${fresh.path}`))?.code, 550);
+      assert.equal((await anon.send(`MFMT 20200101000000 ${fresh.path}`))?.code, 550);
+      assert.equal((await bob.send('MFMT 20200101000000 /upload/times.txt'))?.code, 550, 'bob has no times.txt of his own');
+      assert.equal((await alice.send('MFMT 20200101000000 /upload/nothing.txt'))?.code, 550);
+      assert.equal((await admin.send(`MFMT 20240102030405 ${fresh.path}`))?.code, 213, 'admins may');
+      assert.equal((await alice.send('MDTM /upload/times.txt'))?.text, '213 20240102030405');
+
+      assert.equal((await alice.send('SITE CHMOD 644 /upload/times.txt'))?.code, 200);
+      assert.equal((await alice.send('SITE EXEC ls'))?.code, 502);
+    } finally {
+      for (const c of [alice, bob, anon, admin]) c.close();
+    }
+  });
+
+  it('/upload/ lists the member\'s own latest items newest first (anonymous and others see none of them); SIZE, MDTM, RETR and DELE resolve there', async () => {
+    const alice = await ftpClient(s.server.ftpPort, 'alice', 'alice-password');
+    const bob = await RawFtp.open(s.server.ftpPort);
+    const anon = await RawFtp.open(s.server.ftpPort);
+    try {
+      await alice.uploadFrom(Readable.from([Buffer.from('first')]), '/upload/own-1.bin');
+      await alice.uploadFrom(Readable.from([Buffer.from('second!')]), '/library/other/own-2.bin');
+      const names = (await alice.list('/upload')).map((f) => f.name);
+      assert.ok(names.indexOf('own-2.bin') >= 0 && names.indexOf('own-2.bin') < names.indexOf('own-1.bin'), `newest first: ${names.join(', ')}`);
+      assert.equal(await alice.size('/upload/own-2.bin'), 7);
+      assert.equal((await download(alice, '/upload/own-1.bin')).toString(), 'first');
+      assert.equal((await download(alice, '/upload/own-1.bin', 2)).toString(), 'rst');
+      await alice.lastMod('/upload/own-2.bin');
+
+      assert.equal((await bob.login('bob', 'bob-password'))?.code, 230);
+      assert.doesNotMatch(await listing(bob, 'LIST', '/upload'), /own-/);
+      assert.equal((await bob.send('SIZE /upload/own-1.bin'))?.code, 550);
+      assert.equal((await bob.send('DELE /upload/own-1.bin'))?.code, 550);
+      assert.equal((await anon.login())?.code, 230);
+      assert.equal(await listing(anon, 'LIST', '/upload'), '');
+      assert.equal((await anon.send('SIZE /upload/own-1.bin'))?.code, 550);
+
+      await alice.remove('/upload/own-2.bin');
+      assert.ok(!(await itemNamed('own-2.bin')), 'deleted through /upload/');
+      assert.ok(!(await alice.list('/upload')).some((f) => f.name === 'own-2.bin'));
+      assert.equal(s.redis.cli('zcard', 'nd:items:by:alice'), String((await s.items()).filter((i) => i.uploadedBy === 'alice').length), 'the per-owner set follows deletes');
+
+      // Only the latest 1000 are read: 1000 newer entries (ids of no item) hide the older own-1.bin.
+      const future = Date.now() + 60_000;
+      const args: string[] = [];
+      for (let i = 0; i < 1000; i++) args.push(String(future + i), `fake${String(i).padStart(18, '0')}`);
+      s.redis.cli('zadd', 'nd:items:by:alice', ...args);
+      assert.ok(!(await alice.list('/upload')).some((f) => f.name === 'own-1.bin'), 'the listing stops at 1000');
+      s.redis.cli('zremrangebyscore', 'nd:items:by:alice', String(future), '+inf');
+      assert.ok((await alice.list('/upload')).some((f) => f.name === 'own-1.bin'));
+    } finally {
+      alice.close();
+      bob.close();
+      anon.close();
+    }
+  });
+});

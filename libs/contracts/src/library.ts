@@ -42,6 +42,11 @@ export const Item = z.object({
   sha256: Sha256,
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
+  /**
+   * The file's own modification time, when a client set it (FTP MFMT or SITE UTIME): null until
+   * then, and absent on items of linked sites that do not send it. Listings show `createdAt` instead.
+   */
+  modifiedAt: z.iso.datetime().nullable().optional(),
   uploadedBy: z.string(),
   downloads: z.number().int().nonnegative(),
   site: z.string().optional(),

@@ -24,6 +24,7 @@ export function toFields(item: StoredItem): string[] {
     'blobKey', item.blobKey,
     'createdAt', item.createdAt,
     'updatedAt', item.updatedAt,
+    'modifiedAt', item.modifiedAt ?? '',
     'uploadedBy', item.uploadedBy,
     'downloads', String(item.downloads),
     'meta', JSON.stringify(item.meta),
@@ -32,7 +33,7 @@ export function toFields(item: StoredItem): string[] {
 }
 
 // `name` is the item's path name, kept by the search index (see search-index.ts): read with the item, as its `path`.
-const ITEM_FIELDS = ['id', 'title', 'kind', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'uploadedBy', 'downloads', 'meta', 'name'] as const;
+const ITEM_FIELDS = ['id', 'title', 'kind', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'modifiedAt', 'uploadedBy', 'downloads', 'meta', 'name'] as const;
 
 /** The item in a hash as read back, or null when the hash is not a whole item. */
 export function fromHash(h: Record<string, string>): StoredItem | null {
@@ -50,6 +51,8 @@ export function fromHash(h: Record<string, string>): StoredItem | null {
     blobKey: h.blobKey ?? '',
     createdAt: h.createdAt ?? new Date(0).toISOString(),
     updatedAt: h.updatedAt ?? h.createdAt ?? new Date(0).toISOString(),
+    // An empty field (as a new item is written) means not set.
+    modifiedAt: h.modifiedAt || null,
     uploadedBy: h.uploadedBy ?? '',
     downloads: Number(h.downloads ?? 0),
     meta: JSON.parse(h.meta ?? '{}') as Item['meta'],

@@ -9,6 +9,12 @@ export const keys = {
   item: (id: string) => `${PREFIX}item:${id}`,
   /** Sorted set: item ids scored by creation time (ms): browsing order and the source for re-indexing. */
   itemsByCreated: `${PREFIX}items:created`,
+  /**
+   * Sorted set: one uploader's item ids scored by creation time (ms), kept by the item create and
+   * delete scripts and rebuilt with the search index: FTP's /upload/ lists a member's latest items.
+   */
+  itemsByOwner: (username: string) => `${PREFIX}items:by:${username}`,
+  itemsByOwnerPrefix: `${PREFIX}items:by:`,
   /** Hash {key, size, refs}: the content-address registry, one entry per distinct SHA-256. */
   blob: (sha256: string) => `${PREFIX}blob:${sha256}`,
   blobPrefix: `${PREFIX}blob:`,

@@ -14,7 +14,7 @@ export interface ExpiredUpload {
   token: string | null;
 }
 
-// KEYS: uploads, uploadTokens, blob:<sha>, item:<id>, itemsByCreated, libraryEvents, blobTrash
+// KEYS: uploads, uploadTokens, blob:<sha>, item:<id>, itemsByCreated, libraryEvents, blobTrash, itemsByOwner
 // ARGV: leaseId, candidateKey, size, createdAtMs, maxlen, item fields (JSON array), index prefix, terms
 // Returns {blobKey, deduped}. Fails with LEASE_LOST when the sweeper already took the upload.
 const COMMIT_UPLOAD = new LuaScript(INDEX_LUA + `
@@ -38,19 +38,22 @@ redis.call('HSET', KEYS[4], 'blobKey', blobKey)
 local id = redis.call('HGET', KEYS[4], 'id')
 redis.call('HSET', KEYS[3], 'item', id)
 redis.call('ZADD', KEYS[5], ARGV[4], id)
+redis.call('ZADD', KEYS[8], ARGV[4], id)
 ix_add(ARGV[7], id, KEYS[4], ARGV[8])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'type', 'item.created', 'id', id, 'at', redis.call('HGET', KEYS[4], 'createdAt'))
 return {blobKey, deduped}
 `);
 
 // KEYS: item:<id>, itemsByCreated, libraryEvents, blobTrash
-// ARGV: blobPrefix, nowMs, atIso, maxlen, index prefix
+// ARGV: blobPrefix, nowMs, atIso, maxlen, index prefix, itemsByOwner prefix (the uploader is read from the item)
 // Returns nil when the item does not exist, else {blobKey, lastReference(0|1)}.
 const DELETE_ITEM = new LuaScript(INDEX_LUA + `
 local sha = redis.call('HGET', KEYS[1], 'sha256')
 if not sha then return nil end
 local id = redis.call('HGET', KEYS[1], 'id')
 local blobKey = redis.call('HGET', KEYS[1], 'blobKey')
+local owner = redis.call('HGET', KEYS[1], 'uploadedBy')
+if owner then redis.call('ZREM', ARGV[6] .. owner, id) end
 ix_remove(ARGV[5], id, KEYS[1])
 nm_release(ARGV[5], id, KEYS[1])
 redis.call('DEL', KEYS[1])
@@ -145,7 +148,7 @@ export class RedisLibraryState {
     const { item } = input;
     const fields = toFields({ ...item, blobKey: input.candidateKey });
     return withRedis(async () => {
-      const [blobKey, deduped] = (await COMMIT_UPLOAD.run(this.redis, 7,
+      const [blobKey, deduped] = (await COMMIT_UPLOAD.run(this.redis, 8,
         keys.uploads,
         keys.uploadTokens,
         keys.blob(item.sha256),
@@ -153,6 +156,7 @@ export class RedisLibraryState {
         keys.itemsByCreated,
         keys.libraryEvents,
         keys.blobTrash,
+        keys.itemsByOwner(item.uploadedBy),
         input.leaseId,
         input.candidateKey,
         String(item.size),
@@ -200,6 +204,11 @@ export class RedisLibraryState {
     throw new Error('item changed too often while updating');
   }
 
+  /** The latest `limit` items `username` uploaded, newest first. */
+  itemsBy(username: string, limit: number): Promise<StoredItem[]> {
+    return withRedis(async () => readItems(this.redis, await this.redis.zrevrange(keys.itemsByOwner(username), 0, limit - 1)));
+  }
+
   /** The item named `name` in `kind`'s folder (path names are kept by the search index), or null. */
   findByName(kind: string, name: string): Promise<StoredItem | null> {
     return this.index.findByName(kind, name);
@@ -231,6 +240,7 @@ export class RedisLibraryState {
         new Date().toISOString(),
         String(LIBRARY_EVENTS_MAXLEN),
         keys.indexPrefix,
+        keys.itemsByOwnerPrefix,
       )) as [string, number] | null;
       if (!res) throw notFound('No such item');
       return { blobKey: res[0], lastReference: res[1] === 1 };

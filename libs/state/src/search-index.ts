@@ -16,8 +16,11 @@ import { SiteIdentityStore } from './site-identity-store.js';
  * deleted item nor misses a committed one; this module answers queries, counts facets and rebuilds.
  */
 
-/** Version of the index rules; bump it when stored index data changes shape (see `upgrade`). 2: path names. */
-export const SEARCH_INDEX_VERSION = 2;
+/**
+ * Version of the index rules; bump it when stored index data changes shape (see `upgrade`). 2: path
+ * names. 3: the uploaders' item sets (`itemsByOwner`), rebuilt with the index.
+ */
+export const SEARCH_INDEX_VERSION = 3;
 
 /** Most index terms a type-ahead prefix expands to (the most common ones first would need counts; these are the first in order). */
 const MAX_PREFIX_EXPANSION = 200;
@@ -401,14 +404,20 @@ export class RedisSearchIndex {
     return done;
   }
 
-  /** Rebuilds the whole index from the item store; returns how many items were indexed. */
+  /**
+   * Rebuilds the whole index, and the uploaders' item sets, from the item store; returns how many
+   * items were indexed.
+   */
   async rebuild(onProgress?: (done: number) => void): Promise<number> {
     await this.drop();
     let done = 0;
     for await (const batch of this.redis.zscanStream(keys.itemsByCreated, { count: 500 }) as AsyncIterable<string[]>) {
       const ids = batch.filter((_, i) => i % 2 === 0);
       for (const item of await withRedis(() => readItems(this.redis, ids))) {
-        if (await this.reindexItem(item)) done++;
+        if (await this.reindexItem(item)) {
+          done++;
+          await withRedis(() => this.redis.zadd(keys.itemsByOwner(item.uploadedBy), Date.parse(item.createdAt), item.id));
+        }
       }
       onProgress?.(done);
     }
@@ -424,6 +433,9 @@ export class RedisSearchIndex {
   private async drop(): Promise<number> {
     let dropped = 0;
     for await (const batch of this.redis.scanStream({ match: `${keys.indexPrefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
+      if (batch.length) dropped += await this.redis.unlink(...batch);
+    }
+    for await (const batch of this.redis.scanStream({ match: `${keys.itemsByOwnerPrefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
       if (batch.length) dropped += await this.redis.unlink(...batch);
     }
     // Items keep a `terms` field while indexed: clear it so the rebuild does not remove twice.

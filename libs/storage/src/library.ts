@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { publicItem, type Item, type ItemKind, type ItemPatch, type StoredItem } from '@nondivy/contracts';
+import { ITEM_KINDS, publicItem, type Item, type ItemKind, type ItemPatch, type StoredItem } from '@nondivy/contracts';
 import { AppError, forbidden, notFound, tooLarge } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import { canOpenFiles, type BlobStore, type ByteRange } from './blob-store.js';
@@ -32,6 +32,7 @@ export interface LibraryStateStore {
   findByName(kind: string, name: string): Promise<StoredItem | null>;
   scanNames(kind: string, cursor: string, count?: number): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }>;
   nameOf(id: string): Promise<string | null>;
+  itemsBy(username: string, limit: number): Promise<StoredItem[]>;
   findBySha256(sha256: string): Promise<StoredItem | null>;
   dueTrash(now: number, limit?: number): Promise<string[]>;
   clearTrash(blobKey: string): Promise<void>;
@@ -198,6 +199,7 @@ export class Library {
       sha256,
       createdAt: now,
       updatedAt: now,
+      modifiedAt: null,
       uploadedBy: actor?.username ?? 'guest',
       downloads: 0,
       meta: {},
@@ -291,6 +293,38 @@ export class Library {
       cursor = page.cursor;
       if (page.entries.length) yield page.entries.map(({ name, item }) => ({ name, item: publicItem(item) }));
     } while (cursor !== '0');
+  }
+
+  /**
+   * The latest `limit` items `username` uploaded, newest first, each with its path name (the last
+   * part of its `path`); a name that a newer item already has is left out, so every name is one item.
+   */
+  async itemsBy(username: string, limit: number): Promise<{ name: string; item: Item }[]> {
+    const seen = new Set<string>();
+    const out: { name: string; item: Item }[] = [];
+    for (const stored of await this.state.itemsBy(username, limit)) {
+      const name = stored.path?.slice(stored.path.lastIndexOf('/') + 1);
+      if (!name || seen.has(name)) continue;
+      seen.add(name);
+      out.push({ name, item: publicItem(stored) });
+    }
+    return out;
+  }
+
+  /** `username`'s newest item whose path name, in whichever kind, is `name` (see `itemsBy`), or null. */
+  async findOwn(username: string, name: string): Promise<Item | null> {
+    const found = await Promise.all(ITEM_KINDS.map((kind) => this.state.findByName(kind, name)));
+    const own = found.filter((it): it is StoredItem => !!it && it.uploadedBy === username);
+    own.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+    return own[0] ? publicItem(own[0]) : null;
+  }
+
+  /** Sets the file's own modification time (e.g. FTP MFMT): the uploader's or an admin's change. */
+  async setModifiedAt(id: string, at: Date, actor: Actor | null): Promise<Item> {
+    const item = await this.stored(id);
+    this.authorize(item, actor);
+    if (!(await this.state.updateItem(id, { modifiedAt: at.toISOString() }))) throw notFound('No such item');
+    return this.get(id);
   }
 
   countDownload(id: string): Promise<void> {

@@ -8,8 +8,9 @@ import { AppError } from '@nondivy/errors';
  *   /library              one folder per kind
  *   /library/<kind>       the items of that kind, by their path names (unique per kind)
  *   /library/<kind>/<n>   one item
- *   /upload               a drop box: members store files here and the kind is guessed
- *   /upload/<n>           where a STOR lands (nothing is ever listed here)
+ *   /upload               a drop box: members store files here and the kind is guessed; it lists
+ *                         the member's own latest items (wherever uploaded), by their path names
+ *   /upload/<n>           where a STOR lands; else the member's own newest item of that path name
  *
  * Client paths are resolved against the working folder: empty segments and `.` are dropped, `..`
  * goes up and stops at the root, so no path ever leaves the tree. Control characters (NUL included)

@@ -43,7 +43,8 @@ const COMMANDS: CommandSpec<FtpSession>[] = [
   { directives: ['PORT'], run: (x, arg) => x.port('PORT', arg) },
   { directives: ['EPRT'], run: (x, arg) => x.port('EPRT', arg) },
   { directives: ['ABOR'], run: (x) => x.conn.reply(225, 'No transfer to abort'), noAuth: true },
-  { directives: ['SITE'], run: (x) => x.conn.reply(502, 'SITE commands are not available') },
+  { directives: ['MFMT'], run: (x, arg) => x.mfmt(arg) },
+  { directives: ['SITE'], run: (x, arg) => x.site(arg) },
 ];
 
 /** Clients send these before logging in (basic-ftp: OPTS UTF8 ON; many: SYST). */

@@ -9,7 +9,7 @@ import type { Logger } from '@nondivy/log';
 import { requireAcceptedFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
 import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
 import type { ControlConnection } from './ftp-srv-adapter.js';
-import { folderEntry, ftpTime, itemEntry, lsLine, mlsxLine, type Entry } from './listing.js';
+import { folderEntry, ftpTime, itemEntry, itemTime, lsLine, mlsxLine, parseFtpTime, type Entry } from './listing.js';
 import { isFolder, quotePath, resolvePath, subfolders, type VirtualPath } from './paths.js';
 import { replyFor } from './replies.js';
 
@@ -42,6 +42,8 @@ interface Transfer {
 /** The longest command line taken (without its CRLF); RFC 959 lines are far shorter. */
 const MAX_LINE_BYTES = 8 * 1024;
 const MAX_QUEUED_COMMANDS = 32;
+/** How many of a member's latest items /upload/ lists (and resolves names among). */
+export const UPLOAD_LISTING_MAX = 1000;
 /** Queued in place of an over-long line: refused in its turn, after the commands sent before it. */
 const TOO_LONG = Symbol('line too long');
 /** Commands answered at once even while a transfer runs (RFC 959: ABOR, STAT, QUIT). */
@@ -316,7 +318,16 @@ export class FtpSession {
     return !!this.actor && (this.actor.role === 'admin' || this.actor.username === item.uploadedBy);
   }
 
+  /**
+   * The item at a path, with its place in /library. `/upload/<name>` is the logged-in member's own
+   * newest item of that path name (what /upload/ lists); anonymous sessions have none there.
+   */
   private async findItem(p: VirtualPath): Promise<{ item: Item; path: Extract<VirtualPath, { type: 'item' }> }> {
+    if (p.type === 'drop') {
+      const item = this.actor ? await this.ctx.library.findOwn(this.actor.username, p.name) : null;
+      if (!item) throw new AppError('not_found', 'No such file');
+      return { item, path: { type: 'item', path: `/library/${item.kind}/${p.name}`, kind: item.kind, name: p.name } };
+    }
     const path = itemPath(p);
     const item = await this.ctx.library.findByName(path.kind, path.name);
     if (!item) throw new AppError('not_found', 'No such file');
@@ -329,8 +340,13 @@ export class FtpSession {
       yield subfolders(p).map((name) => folderEntry(name, member && (name === 'upload' || p.type === 'library')));
       return;
     }
-    if (p.type === 'upload') return;
-    if (p.type === 'kind') {
+    if (p.type === 'upload') {
+      // The member's own latest items, so a sync tool finds what it stored; anonymous sees it empty.
+      if (!this.actor) return;
+      const own = await this.ctx.library.itemsBy(this.actor.username, UPLOAD_LISTING_MAX);
+      yield own.map(({ name, item }) => itemEntry(name, item, this.canChange(item)));
+      return;
+    }    if (p.type === 'kind') {
       for await (const page of this.ctx.library.listFolder(p.kind)) {
         yield page.map(({ name, item }) => itemEntry(name, item, this.canChange(item)));
       }
@@ -344,8 +360,8 @@ export class FtpSession {
   async list(directive: 'LIST' | 'NLST' | 'MLSD', arg: string | null) {
     const p = this.resolve(stripListFlags(arg));
     if (directive === 'MLSD' && !isFolder(p)) return this.conn.reply(501, 'MLSD lists folders; use MLST for a file');
-    if (p.type === 'missing' || p.type === 'drop') return this.conn.reply(550, 'No such file or folder');
-    if (p.type === 'item') await this.findItem(p);
+    if (p.type === 'missing') return this.conn.reply(550, 'No such file or folder');
+    if (p.type === 'item' || p.type === 'drop') await this.findItem(p);
     const format = directive === 'LIST' ? (e: Entry) => lsLine(e) : directive === 'NLST' ? (e: Entry) => e.name : mlsxLine;
     await this.withData(async (socket) => {
       for await (const page of this.entries(p)) {
@@ -373,7 +389,44 @@ export class FtpSession {
 
   async mdtm(arg: string | null) {
     const { item } = await this.findItem(this.resolve(arg));
-    return this.conn.reply(213, ftpTime(new Date(item.createdAt)));
+    return this.conn.reply(213, ftpTime(itemTime(item)));
+  }
+
+  /** MFMT YYYYMMDDHHMMSS[.sss] path (draft-somers-ftp-mfxx): sets an item's own modification time. */
+  async mfmt(arg: string | null) {
+    const text = arg ?? '';
+    const space = text.indexOf(' ');
+    const at = space === -1 ? null : parseFtpTime(text.slice(0, space));
+    if (!at || !text.slice(space + 1)) return this.conn.reply(501, 'Use MFMT YYYYMMDDHHMMSS path, a UTC time from 1970 to 9999');
+    const path = text.slice(space + 1);
+    await this.setModified(path, at);
+    return this.conn.reply(213, `Modify=${text.slice(0, space)}; ${path}`);
+  }
+
+  /**
+   * SITE: UTIME sets a modification time like MFMT; CHMOD is accepted and ignored (sync tools send
+   * it for every file, and permissions here are the library's, not the file's).
+   */
+  async site(arg: string | null) {
+    const text = (arg ?? '').trim();
+    const space = text.indexOf(' ');
+    const sub = (space === -1 ? text : text.slice(0, space)).toUpperCase();
+    const rest = space === -1 ? '' : text.slice(space + 1);
+    if (sub === 'CHMOD') return this.conn.reply(200, 'SITE CHMOD accepted and ignored: permissions are set by the library');
+    if (sub === 'UTIME') {
+      const parsed = parseUtime(rest);
+      if (!parsed) return this.conn.reply(501, 'Use SITE UTIME path YYYYMMDDHHMMSS [YYYYMMDDHHMMSS YYYYMMDDHHMMSS UTC], or SITE UTIME YYYYMMDDHHMMSS path');
+      await this.setModified(parsed.path, parsed.at);
+      return this.conn.reply(200, `Modification time of ${parsed.path} set to ${ftpTime(parsed.at)}`);
+    }
+    return this.conn.reply(502, sub ? `SITE ${sub} is not available` : 'SITE CHMOD and SITE UTIME are available');
+  }
+
+  /** Sets the modification time of the item at `arg`: its uploader or an admin (as DELE). */
+  private async setModified(arg: string, at: Date) {
+    const actor = this.member();
+    const { item } = await this.findItem(this.resolve(arg));
+    await this.ctx.library.setModifiedAt(item.id, at, actor);
   }
 
   restAt(arg: string | null) {
@@ -579,8 +632,11 @@ export class FtpSession {
   async retr(arg: string | null) {
     const offset = this.rest;
     this.rest = 0;
-    const path = itemPath(this.resolve(arg));
-    const content = await this.ctx.library.read(path).catch(noSuchFile);
+    const p = this.resolve(arg);
+    // /upload/<name> is the member's own item of that name: read by id once found.
+    const own = p.type === 'drop' ? await this.findItem(p) : null;
+    const path = own ? own.path : itemPath(p);
+    const content = await this.ctx.library.read(own ? own.item.id : path).catch(noSuchFile);
     const { item } = content;
     if (offset > item.size) return this.conn.reply(554, `Restart offset ${offset} is beyond the end of the file (${item.size} bytes)`);
     await this.withData(async (socket) => {
@@ -654,7 +710,7 @@ export class FtpSession {
   }
 
   feat() {
-    const features = ['EPRT', 'EPSV', 'MDTM', 'MLST type*;size*;modify*;perm*;', 'PASV', 'REST STREAM', 'SIZE', 'TVFS', 'UTF8'];
+    const features = ['EPRT', 'EPSV', 'MDTM', 'MFMT', 'MLST type*;size*;modify*;perm*;', 'PASV', 'REST STREAM', 'SIZE', 'TVFS', 'UTF8'];
     if (this.ctx.tls) features.push('AUTH TLS', 'PBSZ', 'PROT');
     return this.multiline(211, 'Features:', features.sort().map((f) => ` ${f}`), 'End');
   }
@@ -663,6 +719,33 @@ export class FtpSession {
   private multiline(code: number, first: string, lines: string[], last: string) {
     return this.conn.reply(code, first, ...lines.map((message) => ({ raw: true as const, message })), last);
   }
+}
+
+/** A UTC time as SITE UTIME gives it (see `parseFtpTime`). */
+const utimeTime = (text: string) => parseFtpTime(text);
+
+/**
+ * The arguments of SITE UTIME in the forms clients send: `path atime mtime ctime UTC` (lftp,
+ * FileZilla; the second time is the modification time), `path mtime`, and `mtime path`. The path
+ * may hold spaces, so times are taken from the ends.
+ */
+export function parseUtime(rest: string): { path: string; at: Date } | null {
+  if (rest.endsWith(' UTC')) {
+    const parts = rest.slice(0, -4).split(' ');
+    if (parts.length < 4) return null;
+    const times = parts.slice(-3).map(utimeTime);
+    const path = parts.slice(0, -3).join(' ');
+    if (times.some((t) => !t) || !path) return null;
+    return { path, at: times[1]! };
+  }
+  const first = rest.indexOf(' ');
+  if (first === -1) return null;
+  const leading = utimeTime(rest.slice(0, first));
+  if (leading) return { path: rest.slice(first + 1), at: leading };
+  const last = rest.lastIndexOf(' ');
+  const trailing = utimeTime(rest.slice(last + 1));
+  if (trailing && last > 0) return { path: rest.slice(0, last), at: trailing };
+  return null;
 }
 
 /** The path as an item's, or `not_found` (a folder, or nothing there). */

@@ -136,6 +136,12 @@ export class MemoryLibraryState implements LibraryStateStore {
     return { cursor: next, entries };
   }
 
+  async itemsBy(username: string, limit: number): Promise<StoredItem[]> {
+    const own = [...this.items.values()].filter((it) => it.uploadedBy === username);
+    own.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+    return own.slice(0, limit).map((it) => this.copy(it)!);
+  }
+
   async nameOf(id: string): Promise<string | null> {
     return this.items.get(id)?.name ?? null;
   }
