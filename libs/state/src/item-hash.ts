@@ -56,7 +56,7 @@ export function fromHash(h: Record<string, string>): StoredItem | null {
     uploadedBy: h.uploadedBy ?? '',
     downloads: Number(h.downloads ?? 0),
     meta: JSON.parse(h.meta ?? '{}') as Item['meta'],
-    ...(h.name ? { path: `/library/${h.kind ?? 'other'}/${h.name}` } : {}),
+    ...(h.name ? { path: itemPath(h.kind ?? 'other', h.name) } : {}),
   };
 }
 
@@ -93,4 +93,9 @@ export async function readTags(redis: Redis, ids: string[]): Promise<string[][]>
     if (err) throw err;
     return JSON.parse((tags as string | null) ?? '[]') as string[];
   });
+}
+
+/** An item's FTP location from its kind and path name: what REST shows as `path`. */
+export function itemPath(kind: string, name: string): string {
+  return `/library/${kind}/${name}`;
 }

@@ -3,7 +3,7 @@ import type { StoredItem } from '@nondivy/contracts';
 import { notFound } from '@nondivy/errors';
 import { titleSortKey } from '@nondivy/search';
 import { keys, LIBRARY_EVENTS_MAXLEN } from './keys.js';
-import { fromHash, readItem, readItems, toFields } from './item-hash.js';
+import { fromHash, itemPath, readItem, readItems, toFields } from './item-hash.js';
 import { LuaScript } from './script.js';
 import { withRedis } from './redis.js';
 import { indexTermsOf as termsOf, INDEX_LUA, RedisSearchIndex } from './search-index.js';
@@ -41,7 +41,7 @@ redis.call('ZADD', KEYS[5], ARGV[4], id)
 redis.call('ZADD', KEYS[8], ARGV[4], id)
 ix_add(ARGV[7], id, KEYS[4], ARGV[8])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'type', 'item.created', 'id', id, 'at', redis.call('HGET', KEYS[4], 'createdAt'))
-return {blobKey, deduped}
+return {blobKey, deduped, redis.call('HGET', KEYS[4], 'name') or ''}
 `);
 
 // KEYS: item:<id>, itemsByCreated, libraryEvents, blobTrash
@@ -144,11 +144,11 @@ export class RedisLibraryState {
    * (or adds a reference to an equal blob already stored, putting the candidate in the trash), and
    * creates the item with its change event — all in one step.
    */
-  commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean }> {
+  commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean; path?: string }> {
     const { item } = input;
     const fields = toFields({ ...item, blobKey: input.candidateKey });
     return withRedis(async () => {
-      const [blobKey, deduped] = (await COMMIT_UPLOAD.run(this.redis, 8,
+      const [blobKey, deduped, name] = (await COMMIT_UPLOAD.run(this.redis, 8,
         keys.uploads,
         keys.uploadTokens,
         keys.blob(item.sha256),
@@ -165,8 +165,8 @@ export class RedisLibraryState {
         JSON.stringify(fields),
         keys.indexPrefix,
         termsOf(item),
-      )) as [string, number];
-      return { blobKey, deduped: deduped === 1 };
+      )) as [string, number, string];
+      return { blobKey, deduped: deduped === 1, ...(name ? { path: itemPath(item.kind, name) } : {}) };
     });
   }
 

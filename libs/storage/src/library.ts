@@ -24,7 +24,8 @@ export interface LibraryStateStore {
   renewUpload(leaseId: string, ttlMs: number): Promise<boolean>;
   endUpload(leaseId: string): Promise<void>;
   expiredUploads(now: number, limit?: number): Promise<{ leaseId: string; token: string | null }[]>;
-  commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean }>;
+  /** `path`: the item's FTP location, from the path name the commit gave it (see `Item.path`). */
+  commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean; path?: string }>;
   getItem(id: string): Promise<StoredItem | null>;
   updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean>;
   deleteItem(id: string): Promise<{ blobKey: string; lastReference: boolean }>;
@@ -204,7 +205,7 @@ export class Library {
       downloads: 0,
       meta: {},
     };
-    let result: { blobKey: string; deduped: boolean };
+    let result: { blobKey: string; deduped: boolean; path?: string };
     try {
       result = await this.state.commitUpload({ leaseId, candidateKey: key, item });
     } catch (err) {
@@ -221,7 +222,7 @@ export class Library {
       }
     }
     this.log.info({ id: item.id, size, sha256, deduped: result.deduped, by: item.uploadedBy }, 'item created');
-    return publicItem({ ...item, blobKey: result.blobKey });
+    return publicItem({ ...item, blobKey: result.blobKey, ...(result.path ? { path: result.path } : {}) });
   }
 
   /** Stages and commits in one go (for front doors that know the metadata before the bytes). */

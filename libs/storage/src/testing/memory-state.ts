@@ -60,7 +60,7 @@ export class MemoryLibraryState implements LibraryStateStore {
       .map(([leaseId]) => ({ leaseId, token: this.uploadTokens.get(leaseId) ?? null }));
   }
 
-  async commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean }> {
+  async commitUpload(input: { leaseId: string; candidateKey: string; item: Omit<StoredItem, 'blobKey'> }): Promise<{ blobKey: string; deduped: boolean; path?: string }> {
     // A Redis error reply: a plain Error, not an AppError (the library recognises it by its text).
     if (!this.uploads.delete(input.leaseId)) throw new Error('LEASE_LOST upload lease expired');
     this.uploadTokens.delete(input.leaseId);
@@ -80,7 +80,7 @@ export class MemoryLibraryState implements LibraryStateStore {
     this.items.set(item.id, { ...structuredClone(item), blobKey });
     this.blobs.get(item.sha256)!.item = item.id;
     this.assignName(item.id);
-    return { blobKey, deduped };
+    return { blobKey, deduped, path: this.copy(this.items.get(item.id))!.path };
   }
 
   async getItem(id: string): Promise<StoredItem | null> {
@@ -171,8 +171,9 @@ export class MemoryLibraryState implements LibraryStateStore {
 
   private copy(item: (StoredItem & { name?: string; nameFor?: string }) | undefined): StoredItem | null {
     if (!item) return null;
-    const { name: _name, nameFor: _nameFor, ...stored } = item;
-    return structuredClone(stored);
+    const { name, nameFor: _nameFor, ...stored } = item;
+    // As the Redis store reads it: the path name comes back as the item's FTP location.
+    return { ...structuredClone(stored), ...(name ? { path: `/library/${item.kind}/${name}` } : {}) };
   }
 
   private releaseName(id: string): void {
