@@ -5,7 +5,10 @@
  */
 export const MUTATION_MODULES = {
   'http/range': { mutate: ['libs/http/src/range.ts'], tests: ['libs/http/src/range.test.ts'] },
-  'http/content-disposition': { mutate: ['libs/http/src/content-disposition.ts'], tests: ['libs/http/src/content-disposition.test.ts'] },
+  'http/content-disposition': {
+    mutate: ['libs/http/src/content-disposition.ts', 'libs/http/src/content-disposition-fallback.ts'],
+    tests: ['libs/http/src/content-disposition.test.ts', 'libs/http/src/content-disposition-fallback.test.ts'],
+  },
   'storage/filenames': { mutate: ['libs/storage/src/filenames.ts'], tests: ['libs/storage/src/filenames.test.ts'] },
   'ftp/paths': { mutate: ['services/ftp/src/paths.ts'], tests: ['services/ftp/src/paths.test.ts'] },
   'federation/signing+invite': {

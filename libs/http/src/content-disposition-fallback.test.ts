@@ -41,4 +41,29 @@ describe('the ASCII fallback of Content-Disposition', () => {
     assert.equal(contentDispositionFor('-', 'inline'), 'inline; filename="-"');
     assert.equal(readableFallback('__.txt', '__.txt'), '__.txt');
   });
+
+  it('spells out every Latin letter of its table, each its own way', () => {
+    assert.equal(spellLatinLetters('ßẞæÆœŒøØłŁđĐðÐþÞıħĦ'), 'ssSSaeAEoeOEoOlLdDdDthThihH');
+  });
+
+  it('counts exactly 0-9, A-Z and a-z as letters or digits, in the stem and in the extension', () => {
+    for (const c of ['0', '9', 'A', 'Z', 'a', 'z']) {
+      assert.equal(readableFallback(`_${c}_.txt`, `日${c}本.txt`), `_${c}_.txt`, `stem ${c}`);
+      assert.equal(readableFallback(`__.${c}`, `日本.${c}`), `download.${c}`, `extension ${c}`);
+    }
+    for (const c of ['/', ':', '@', '[', '`', '{']) {
+      assert.equal(readableFallback(`_${c}_.txt`, `日${c}本.txt`), 'download.txt', `stem ${c}`);
+      assert.equal(readableFallback(`__.${c}`, `日本.${c}`), 'download', `extension ${c}`);
+    }
+  });
+
+  it('keeps an extension only when every one of its characters is a letter or digit', () => {
+    assert.equal(readableFallback('__.a_b', '日本.a_b'), 'download');
+    assert.equal(readableFallback('__.ab1', '日本.ab1'), 'download.ab1');
+  });
+
+  it('reads a name without a dot, or with one only in front, as all stem', () => {
+    assert.equal(readableFallback('__a', '日本a'), '__a');
+    assert.equal(readableFallback('.txt', '.txt\u0301'), '.txt');
+  });
 });

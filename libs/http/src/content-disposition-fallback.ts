@@ -31,6 +31,7 @@ export function readableFallback(fallback: string, original: string): string {
   const dot = fallback.lastIndexOf('.');
   const stem = dot > 0 ? fallback.slice(0, dot) : fallback;
   if (hasAsciiAlnum(stem)) return fallback;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: with dot <= 0 the stem above was the whole name, which has no letter or digit, so whatever this yields is refused below as well
   const extension = dot > 0 ? fallback.slice(dot + 1) : '';
   const keep = extension.length > 0 && extension.length <= MAX_EXTENSION_CHARS && [...extension].every((c) => isAsciiAlnum(c.charCodeAt(0)));
   return keep ? `${GENERIC_STEM}.${extension}` : GENERIC_STEM;
