@@ -16,4 +16,4 @@ export {
 } from './library.js';
 export { createBlobStore } from './create.js';
 export { type ItemBody } from './item-body.js';
-export { SEND_CHUNK_BYTES, type ByteSink } from './pump-file.js';
+export { SEND_CHUNK_BYTES, whenDrained, type ByteSink } from './pump-file.js';

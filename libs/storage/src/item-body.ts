@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ByteRange } from './blob-store.js';
-import { pumpFile, type ByteSink } from './pump-file.js';
+import { pumpFile, whenDrained, type ByteSink } from './pump-file.js';
 
 /**
  * One range of an item's bytes, already open and ready to go out. Front doors only say where it
@@ -91,7 +91,7 @@ export class StreamBody implements ItemBody {
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         if (sink.destroyed) throw new Error('client went away');
-        if (!sink.write(chunk, ignore)) await drained(sink);
+        if (!sink.write(chunk, ignore)) await whenDrained(sink);
       }
     } finally {
       source.destroy();
@@ -121,20 +121,3 @@ export class EmptyBody implements ItemBody {
 }
 
 const ignore = () => undefined;
-
-/** Resolves when `sink` takes more bytes; rejects when it closes first. */
-function drained(sink: ByteSink): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (sink.destroyed) return reject(new Error('client went away'));
-    const onDrain = () => {
-      sink.off('close', onClose);
-      resolve();
-    };
-    const onClose = () => {
-      sink.off('drain', onDrain);
-      reject(new Error('client went away'));
-    };
-    sink.once('drain', onDrain);
-    sink.once('close', onClose);
-  });
-}

@@ -55,3 +55,23 @@ async function pumpRange(res: ByteSink, file: FileHandle, start: number, end: nu
   }
   await previous;
 }
+
+/**
+ * Resolves when `sink` takes more bytes after a `write` returned false; rejects when it closes first
+ * (a vanished client would otherwise leave the writer waiting for ever).
+ */
+export function whenDrained(sink: Pick<ByteSink, 'destroyed' | 'once' | 'off'>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (sink.destroyed) return reject(new Error('client went away'));
+    const onDrain = () => {
+      sink.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      sink.off('drain', onDrain);
+      reject(new Error('client went away'));
+    };
+    sink.once('drain', onDrain);
+    sink.once('close', onClose);
+  });
+}

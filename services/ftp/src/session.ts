@@ -6,7 +6,7 @@ import type { AuthService } from '@nondivy/auth';
 import type { Item } from '@nondivy/contracts';
 import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import { requireAcceptedFilename, titleFromFilename, type Actor, type Library } from '@nondivy/storage';
+import { requireAcceptedFilename, titleFromFilename, whenDrained, type Actor, type Library } from '@nondivy/storage';
 import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
 import type { ControlConnection } from './ftp-srv-adapter.js';
 import { folderEntry, ftpTime, itemEntry, itemTime, lsLine, mlsxLine, parseFtpTime, type Entry } from './listing.js';
@@ -366,7 +366,7 @@ export class FtpSession {
     await this.withData(async (socket) => {
       for await (const page of this.entries(p)) {
         const text = page.map((e) => `${format(e)}\r\n`).join('');
-        if (!socket.write(text)) await waitDrain(socket);
+        if (!socket.write(text)) await whenDrained(socket);
       }
     }, 'Here comes the listing');
   }
@@ -802,17 +802,3 @@ function discardUntilEnd(socket: Socket, ms: number): Promise<void> {
   });
 }
 
-function waitDrain(socket: Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      socket.off('close', onClose);
-      resolve();
-    };
-    const onClose = () => {
-      socket.off('drain', onDrain);
-      reject(new Error('data connection closed'));
-    };
-    socket.once('drain', onDrain);
-    socket.once('close', onClose);
-  });
-}
