@@ -44,6 +44,7 @@ export async function commitItems(state: RedisLibraryState, count: number): Prom
             id: newItemId(),
             title: `${pick(WORDS)} ${pick(WORDS)} ${pick(WORDS)}`,
             kind: pick(KINDS),
+            folder: '',
             tags: [...new Set([pick(TAGS), pick(TAGS)])],
             description: Math.random() < 0.3 ? `${pick(WORDS)} ${pick(WORDS)}` : '',
             filename: `file-${n}.bin`,

@@ -15,6 +15,7 @@ export function toFields(item: StoredItem): string[] {
     'id', item.id,
     'title', item.title,
     'kind', item.kind,
+    'folder', item.folder ?? '',
     'tags', JSON.stringify(item.tags),
     'description', item.description,
     'filename', item.filename,
@@ -33,7 +34,7 @@ export function toFields(item: StoredItem): string[] {
 }
 
 // `name` is the item's path name, kept by the search index (see search-index.ts): read with the item, as its `path`.
-const ITEM_FIELDS = ['id', 'title', 'kind', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'modifiedAt', 'uploadedBy', 'downloads', 'meta', 'name'] as const;
+const ITEM_FIELDS = ['id', 'title', 'kind', 'folder', 'tags', 'description', 'filename', 'contentType', 'size', 'sha256', 'blobKey', 'createdAt', 'updatedAt', 'modifiedAt', 'uploadedBy', 'downloads', 'meta', 'name'] as const;
 
 /** The item in a hash as read back, or null when the hash is not a whole item. */
 export function fromHash(h: Record<string, string>): StoredItem | null {
@@ -42,6 +43,8 @@ export function fromHash(h: Record<string, string>): StoredItem | null {
     id: h.id,
     title: h.title ?? '',
     kind: (h.kind ?? 'other') as Item['kind'],
+    // Items from before folders sit at their kind's root.
+    folder: h.folder ?? '',
     tags: JSON.parse(h.tags ?? '[]') as string[],
     description: h.description ?? '',
     filename: h.filename ?? '',
@@ -56,7 +59,7 @@ export function fromHash(h: Record<string, string>): StoredItem | null {
     uploadedBy: h.uploadedBy ?? '',
     downloads: Number(h.downloads ?? 0),
     meta: JSON.parse(h.meta ?? '{}') as Item['meta'],
-    ...(h.name ? { path: itemPath(h.kind ?? 'other', h.name) } : {}),
+    ...(h.name ? { path: itemPath(h.kind ?? 'other', h.folder ?? '', h.name) } : {}),
   };
 }
 
@@ -95,7 +98,7 @@ export async function readTags(redis: Redis, ids: string[]): Promise<string[][]>
   });
 }
 
-/** An item's FTP location from its kind and path name: what REST shows as `path`. */
-export function itemPath(kind: string, name: string): string {
-  return `/library/${kind}/${name}`;
+/** An item's FTP location from its kind, folder and path name: what REST shows as `path`. */
+export function itemPath(kind: string, folder: string, name: string): string {
+  return `/library/${kind}/${folder === '' ? '' : `${folder}/`}${name}`;
 }

@@ -44,8 +44,24 @@ export const keys = {
     /** Sorted set (all scores 0): every indexed term, for prefix expansion by ZRANGEBYLEX. */
     terms: `${PREFIX}ix:terms`,
     kind: (kind: string) => `${PREFIX}ix:kind:${kind}`,
-    /** Hash name → id: the items' unique path names in one kind's folder (FTP's /library/<kind>/). */
-    names: (kind: string) => `${PREFIX}ix:name:${kind}`,
+    /**
+     * Hash name → id: the items' unique path names in one folder of a kind (`folder` '' is the kind's
+     * root, FTP's /library/<kind>/; else `A/B`, /library/<kind>/A/B/).
+     */
+    names: (kind: string, folder: string) => `${PREFIX}ix:name:${kind}/${folder === '' ? '' : `${folder}/`}`,
+    /** Sorted set (scores 0): the ids of the items directly in a folder of a kind (filter `folder`). */
+    inFolder: (kind: string, folder: string) => `${PREFIX}ix:f:${kind}/${folder}`,
+    /** Sorted set (scores 0): the ids of the items in a folder (not the root) or below it (filter `under`). */
+    underFolder: (kind: string, folder: string) => `${PREFIX}ix:u:${kind}/${folder}`,
+    /** Sorted set (scores 0, read by name): the names of the folders directly under a folder of a kind. */
+    subfolders: (kind: string, folder: string) => `${PREFIX}ix:d:${kind}/${folder}`,
+    /** Hash folder → how many items are in it or below it (every folder but the root). */
+    folderItems: (kind: string) => `${PREFIX}ix:fc:${kind}`,
+    /**
+     * Hash folder → what keeps it existing: its items and the made folders (see `foldersMade`) in it
+     * or below it. A folder exists while this is above 0.
+     */
+    folderHolds: (kind: string) => `${PREFIX}ix:fh:${kind}`,
     tag: (tag: string) => `${PREFIX}ix:tag:${tag}`,
     size: `${PREFIX}ix:size`,
     title: `${PREFIX}ix:title`,
@@ -58,6 +74,12 @@ export const keys = {
     /** Cached query results (sorted sets with a short TTL). */
     cache: (hash: string) => `${PREFIX}ix:q:${hash}`,
   },
+  /**
+   * Set: the folders of a kind made on purpose (FTP MKD), which exist while empty, until removed
+   * (RMD). Not index data: kept across index rebuilds, which count them again.
+   */
+  foldersMade: (kind: string) => `${PREFIX}folders:made:${kind}`,
+  foldersMadePrefix: `${PREFIX}folders:made:`,
   /** Consumer group of the enrichment worker on the library event stream. */
   enrichmentGroup: 'enrichment',
   /** Hash: item id → JSON {reason, at, attempts} of enrichment work given up after retries. */

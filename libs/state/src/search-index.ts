@@ -18,9 +18,10 @@ import { SiteIdentityStore } from './site-identity-store.js';
 
 /**
  * Version of the index rules; bump it when stored index data changes shape (see `upgrade`). 2: path
- * names. 3: the uploaders' item sets (`itemsByOwner`), rebuilt with the index.
+ * names. 3: the uploaders' item sets (`itemsByOwner`), rebuilt with the index. 4: folders (path
+ * names per folder, folder sets, subfolder lists and counts; made folders counted again).
  */
-export const SEARCH_INDEX_VERSION = 3;
+export const SEARCH_INDEX_VERSION = 4;
 
 /** Most index terms a type-ahead prefix expands to (the most common ones first would need counts; these are the first in order). */
 const MAX_PREFIX_EXPANSION = 200;
@@ -44,24 +45,73 @@ export const indexTermsOf = (item: IndexableItem & { createdAt: string }): strin
 // the item change. P is the index key prefix. An item is indexed when its hash has `terms` (JSON
 // [[term, score], ...], computed with libs/search).
 //
-// Path names: every item has a name unique within its kind (P .. 'name:' .. kind, a hash name → id),
-// which is its file name when free, else the name with the start of its id added before the
-// extension. The item keeps its name (fields name, nameFor) for as long as its kind and file name
-// stay the same, across re-indexing and rebuilds, so a name once shown keeps meaning the same item.
+// Path names: every item has a name unique within its folder of its kind (nm_map, a hash name → id),
+// which is its file name when free (and not the name of a subfolder there), else the name with the
+// start of its id added before the extension. The item keeps its name (fields name, nameFor) for as
+// long as its kind, folder and file name stay the same, across re-indexing and rebuilds, so a name
+// once shown keeps meaning the same item. (nameFor is `kind/folder/filename`, or `kind/filename` at
+// the kind's root, as items indexed before folders have it.)
+//
+// Folders: an item is in the set of its folder (P .. 'f:' .. kind .. '/' .. folder) and in the
+// 'u:' set of its folder and of every folder above it but the root (the `under` filter). Each
+// folder but the root has holds (fh: its items and made folders, itself and below) and an item count
+// (fc: its items and below); it exists while it has holds, listed by name in its parent's 'd:' set.
 export const INDEX_LUA = `
+local function fd_parent(folder)
+  return string.match(folder, '^(.*)/[^/]*$') or ''
+end
+local function fd_leaf(folder)
+  return string.match(folder, '[^/]*$')
+end
+local function nm_map(P, kind, folder)
+  if folder == '' then return P .. 'name:' .. kind .. '/' end
+  return P .. 'name:' .. kind .. '/' .. folder .. '/'
+end
+-- Adds delta holds (and items) to folder and to every folder above it but the root. A folder whose
+-- holds reach 0 is gone: it leaves its parent's list of subfolders; one that gets its first joins it.
+local function fd_hold(P, kind, folder, delta, items)
+  local f = folder
+  while f ~= '' do
+    local n = redis.call('HINCRBY', P .. 'fh:' .. kind, f, delta)
+    if items ~= 0 and redis.call('HINCRBY', P .. 'fc:' .. kind, f, items) <= 0 then redis.call('HDEL', P .. 'fc:' .. kind, f) end
+    local parent = fd_parent(f)
+    if n <= 0 then
+      redis.call('HDEL', P .. 'fh:' .. kind, f)
+      redis.call('HDEL', P .. 'fc:' .. kind, f)
+      redis.call('ZREM', P .. 'd:' .. kind .. '/' .. parent, fd_leaf(f))
+    elseif delta > 0 and n == delta then
+      redis.call('ZADD', P .. 'd:' .. kind .. '/' .. parent, 0, fd_leaf(f))
+    end
+    f = parent
+  end
+end
+-- True when folder can exist: it exists, or no folder on the way to it has the name of an item.
+local function fd_free(P, kind, folder)
+  local f = folder
+  while f ~= '' do
+    if redis.call('HEXISTS', P .. 'fh:' .. kind, f) == 1 then return true end
+    local parent = fd_parent(f)
+    if redis.call('HEXISTS', nm_map(P, kind, parent), fd_leaf(f)) == 1 then return false end
+    f = parent
+  end
+  return true
+end
 local function nm_release(P, id, itemKey)
   local prev = redis.call('HGET', itemKey, 'name')
   local prevFor = redis.call('HGET', itemKey, 'nameFor')
   if prev and prevFor then
-    local map = P .. 'name:' .. string.match(prevFor, '^[^/]*')
+    local map = P .. 'name:' .. string.match(prevFor, '^(.*)/[^/]*$') .. '/'
     if redis.call('HGET', map, prev) == id then redis.call('HDEL', map, prev) end
   end
 end
 local function nm_assign(P, id, itemKey)
   local kind = redis.call('HGET', itemKey, 'kind')
+  local folder = redis.call('HGET', itemKey, 'folder') or ''
   local fname = redis.call('HGET', itemKey, 'filename')
-  local want = kind .. '/' .. fname
-  local map = P .. 'name:' .. kind
+  local dir = kind
+  if folder ~= '' then dir = kind .. '/' .. folder end
+  local want = dir .. '/' .. fname
+  local map = nm_map(P, kind, folder)
   local prev = redis.call('HGET', itemKey, 'name')
   if prev and redis.call('HGET', itemKey, 'nameFor') == want then
     local holder = redis.call('HGET', map, prev)
@@ -69,15 +119,34 @@ local function nm_assign(P, id, itemKey)
     if not holder then redis.call('HSET', map, prev, id) return end
   end
   nm_release(P, id, itemKey)
+  local subdirs = P .. 'd:' .. kind .. '/' .. folder
   local stem, ext = string.match(fname, '^(.+)(%.[^.]+)$')
   if not stem then stem = fname; ext = '' end
   local candidates = {fname, stem .. ' (' .. string.sub(id, 1, 6) .. ')' .. ext, stem .. ' (' .. id .. ')' .. ext}
   for _, c in ipairs(candidates) do
-    if redis.call('HSETNX', map, c, id) == 1 then
+    if not redis.call('ZSCORE', subdirs, c) and redis.call('HSETNX', map, c, id) == 1 then
       redis.call('HSET', itemKey, 'name', c, 'nameFor', want)
       return
     end
   end
+end
+local function fd_add_item(P, id, kind, folder)
+  redis.call('ZADD', P .. 'f:' .. kind .. '/' .. folder, 0, id)
+  local f = folder
+  while f ~= '' do
+    redis.call('ZADD', P .. 'u:' .. kind .. '/' .. f, 0, id)
+    f = fd_parent(f)
+  end
+  fd_hold(P, kind, folder, 1, 1)
+end
+local function fd_remove_item(P, id, kind, folder)
+  redis.call('ZREM', P .. 'f:' .. kind .. '/' .. folder, id)
+  local f = folder
+  while f ~= '' do
+    redis.call('ZREM', P .. 'u:' .. kind .. '/' .. f, id)
+    f = fd_parent(f)
+  end
+  fd_hold(P, kind, folder, -1, -1)
 end
 local function ix_remove(P, id, itemKey)
   local terms = redis.call('HGET', itemKey, 'terms')
@@ -89,6 +158,7 @@ local function ix_remove(P, id, itemKey)
   end
   local kind = redis.call('HGET', itemKey, 'kind')
   redis.call('ZREM', P .. 'kind:' .. kind, id)
+  fd_remove_item(P, id, kind, redis.call('HGET', itemKey, 'folder') or '')
   if redis.call('HINCRBY', P .. 'facet:kind', kind, -1) <= 0 then redis.call('HDEL', P .. 'facet:kind', kind) end
   for _, t in ipairs(cjson.decode(redis.call('HGET', itemKey, 'tags') or '[]')) do
     redis.call('ZREM', P .. 'tag:' .. t, id)
@@ -107,6 +177,7 @@ local function ix_add(P, id, itemKey, terms)
   end
   local kind = redis.call('HGET', itemKey, 'kind')
   redis.call('ZADD', P .. 'kind:' .. kind, 0, id)
+  fd_add_item(P, id, kind, redis.call('HGET', itemKey, 'folder') or '')
   redis.call('HINCRBY', P .. 'facet:kind', kind, 1)
   for _, t in ipairs(cjson.decode(redis.call('HGET', itemKey, 'tags') or '[]')) do
     redis.call('ZADD', P .. 'tag:' .. t, 0, id)
@@ -120,6 +191,12 @@ local function ix_add(P, id, itemKey, terms)
   nm_assign(P, id, itemKey)
 end
 `;
+
+// ARGV: index prefix, kind, folder   Counts a made folder (FTP MKD) again, for rebuilds.
+const HOLD_MADE_FOLDER = new LuaScript(INDEX_LUA + `
+fd_hold(ARGV[1], ARGV[2], ARGV[3], 1, 0)
+return 1
+`);
 
 // KEYS: item:<id>   ARGV: index prefix, terms, title sort key   (Re)indexes one item, for rebuilds.
 const REINDEX_ITEM = new LuaScript(INDEX_LUA + `
@@ -135,18 +212,19 @@ return 1
  * The whole query in one script: prefix expansion (cached union), the intersection of words,
  * filters and sort order (cached under the index generation and the query's signature), the rank of
  * the cursor's item, and one page. ARGV: index prefix, sort key, relevance 0|1, descending 0|1,
- * limit, cursor id, cursor score, ttl, max expansion, signature, prefix, kind, word count, words…, tags….
+ * limit, cursor id, cursor score, ttl, max expansion, signature, prefix, kind, folder set key (or ''),
+ * word count, words…, tags….
  * Returns {0} when nothing can match, else {total, result key, {id, score, …}}.
  */
 const SEARCH_LUA = new LuaScript(`
 local P, sortKey, rel, desc = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4] == '1'
 local limit, curId, curScore, ttl, maxExp = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
-local signature, prefix, kind, nWords = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
+local signature, prefix, kind, scope, nWords = ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14])
 local gen = redis.call('GET', P .. 'gen') or '0'
 local w = rel and 1 or 0
 local inputs, weights = {}, {}
 for i = 1, nWords do
-  table.insert(inputs, P .. 't:' .. ARGV[13 + i]); table.insert(weights, w)
+  table.insert(inputs, P .. 't:' .. ARGV[14 + i]); table.insert(weights, w)
 end
 if prefix ~= '' then
   local terms = redis.call('ZRANGEBYLEX', P .. 'terms', '[' .. prefix, '[' .. prefix .. '\\255', 'LIMIT', 0, maxExp)
@@ -166,8 +244,13 @@ if prefix ~= '' then
   end
   table.insert(weights, w)
 end
-if kind ~= '' then table.insert(inputs, P .. 'kind:' .. kind); table.insert(weights, 0) end
-for i = 14 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
+if scope ~= '' then
+  -- A folder set holds items of one kind only: it replaces the kind's set.
+  table.insert(inputs, scope); table.insert(weights, 0)
+elseif kind ~= '' then
+  table.insert(inputs, P .. 'kind:' .. kind); table.insert(weights, 0)
+end
+for i = 15 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
 local key = sortKey
 if rel and #inputs == 1 then
   -- One word (or one prefix) ranked by relevance: its set is the answer (term scores carry the
@@ -215,8 +298,20 @@ export interface IndexQuery {
   /** The last word, still being typed: it matches every term it begins. */
   prefix: string | null;
   kind?: string;
+  /** With `kind`: only the items directly in this folder (`''`: the kind's root). */
+  folder?: string;
+  /** With `kind`: only the items in this folder or below (`''`: the whole kind). */
+  under?: string;
   tags: string[];
   sort: 'relevance' | 'new' | 'title' | 'size' | 'popular';
+}
+
+/** The index set a query's folder filter reads, or '' when it has none. */
+function scopeKey(query: Pick<IndexQuery, 'kind' | 'folder' | 'under'>): string {
+  if (query.kind === undefined) return '';
+  if (query.folder !== undefined) return ix.inFolder(query.kind, query.folder);
+  if (query.under !== undefined && query.under !== '') return ix.underFolder(query.kind, query.under);
+  return '';
 }
 
 /** A position in a result list: the last item seen and its score there. */
@@ -263,7 +358,8 @@ export class RedisSearchIndex {
    * and one page of ids with scores (`limit` 0: none). `possible` is false when no item can match.
    */
   private async run(query: IndexQuery, limit: number, after?: IndexCursor): Promise<{ possible: boolean; key: string; total: number; rows: string[] }> {
-    const signature = createHash('sha1').update(JSON.stringify([query.words, query.prefix, query.kind ?? '', query.tags, query.sort])).digest('base64url');
+    const scope = scopeKey(query);
+    const signature = createHash('sha1').update(JSON.stringify([query.words, query.prefix, query.kind ?? '', scope, query.tags, query.sort])).digest('base64url');
     const res = (await SEARCH_LUA.run(
       this.redis,
       0,
@@ -279,6 +375,7 @@ export class RedisSearchIndex {
       signature,
       query.prefix ?? '',
       query.kind ?? '',
+      scope,
       String(query.words.length),
       ...query.words,
       ...query.tags,
@@ -304,7 +401,7 @@ export class RedisSearchIndex {
   /** Counts per kind and the top tags among the matches of `query` (its sort ignored). */
   facets(query: Omit<IndexQuery, 'sort'>): Promise<Facets> {
     return withRedis(async () => {
-      const filtered = query.words.length > 0 || query.prefix !== null || query.kind !== undefined || query.tags.length > 0;
+      const filtered = query.words.length > 0 || query.prefix !== null || query.kind !== undefined || query.tags.length > 0 || scopeKey(query) !== '';
       if (!filtered) return this.libraryFacets();
       const { possible, key, total } = await this.run({ ...query, sort: 'new' }, 0);
       if (!possible) return { total: 0, kinds: {}, tags: [] };
@@ -351,26 +448,26 @@ export class RedisSearchIndex {
       .map(([tag, count]) => ({ tag, count }));
   }
 
-  /** The item named `name` in `kind`'s folder (see the path names above), or null. */
-  findByName(kind: string, name: string): Promise<StoredItem | null> {
+  /** The item named `name` in `folder` of `kind` (see the path names above), or null. */
+  findByName(kind: string, folder: string, name: string): Promise<StoredItem | null> {
     return withRedis(async () => {
-      const id = await this.redis.hget(ix.names(kind), name);
+      const id = await this.redis.hget(ix.names(kind, folder), name);
       return id ? readItem(this.redis, id) : null;
     });
   }
 
-  /** The path name of an item in its kind's folder (null when it has none yet: not indexed). */
+  /** The path name of an item in its folder (null when it has none yet: not indexed). */
   nameOf(id: string): Promise<string | null> {
     return withRedis(() => this.redis.hget(keys.item(id), 'name'));
   }
 
   /**
-   * One page of `kind`'s folder: names with their items, in no particular order. Start with cursor
-   * '0'; the listing is complete when the returned cursor is '0' again.
+   * One page of the items directly in `folder` of `kind`: names with their items, in no particular
+   * order. Start with cursor '0'; the listing is complete when the returned cursor is '0' again.
    */
-  scanNames(kind: string, cursor: string, count = 500): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }> {
+  scanNames(kind: string, folder: string, cursor: string, count = 500): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }> {
     return withRedis(async () => {
-      const [next, flat] = await this.redis.hscan(ix.names(kind), cursor, 'COUNT', count);
+      const [next, flat] = await this.redis.hscan(ix.names(kind, folder), cursor, 'COUNT', count);
       const names: string[] = [];
       const ids: string[] = [];
       for (let i = 0; i < flat.length; i += 2) {
@@ -384,6 +481,32 @@ export class RedisSearchIndex {
         if (item) entries.push({ name, item });
       });
       return { cursor: next, entries };
+    });
+  }
+
+  /** Whether `folder` of `kind` exists (the kind's root always does). */
+  folderExists(kind: string, folder: string): Promise<boolean> {
+    if (folder === '') return Promise.resolve(true);
+    return withRedis(async () => (await this.redis.hexists(ix.folderHolds(kind), folder)) === 1);
+  }
+
+  /** How many items are in `folder` of `kind` or below it (the root: the whole kind). */
+  folderItemCount(kind: string, folder: string): Promise<number> {
+    return withRedis(async () => Number((folder === '' ? await this.redis.hget(ix.kindCounts, kind) : await this.redis.hget(ix.folderItems(kind), folder)) ?? 0));
+  }
+
+  /**
+   * The folders directly under `folder` of `kind`, by name (code point order), after the name
+   * `after`, at most `limit`, each with how many items are in it or below; `more` when others follow.
+   */
+  subfolders(kind: string, folder: string, after: string | null, limit: number): Promise<{ folders: { name: string; items: number }[]; more: boolean }> {
+    return withRedis(async () => {
+      const min = after === null ? '-' : `(${after}`;
+      const names = await this.redis.zrangebylex(ix.subfolders(kind, folder), min, '+', 'LIMIT', 0, limit + 1);
+      const shown = names.slice(0, limit);
+      const paths = shown.map((n) => (folder === '' ? n : `${folder}/${n}`));
+      const counts = paths.length ? await this.redis.hmget(ix.folderItems(kind), ...paths) : [];
+      return { folders: shown.map((name, i) => ({ name, items: Number(counts[i] ?? 0) })), more: names.length > limit };
     });
   }
 
@@ -405,8 +528,8 @@ export class RedisSearchIndex {
   }
 
   /**
-   * Rebuilds the whole index, and the uploaders' item sets, from the item store; returns how many
-   * items were indexed.
+   * Rebuilds the whole index, and the uploaders' item sets, from the item store (and the made
+   * folders, which are kept apart); returns how many items were indexed.
    */
   async rebuild(onProgress?: (done: number) => void): Promise<number> {
     await this.drop();
@@ -420,6 +543,11 @@ export class RedisSearchIndex {
         }
       }
       onProgress?.(done);
+    }
+    for (const kind of ITEM_KINDS) {
+      for await (const made of this.redis.sscanStream(keys.foldersMade(kind), { count: 500 }) as AsyncIterable<string[]>) {
+        for (const folder of made) await withRedis(() => HOLD_MADE_FOLDER.run(this.redis, 0, keys.indexPrefix, kind, folder));
+      }
     }
     return done;
   }

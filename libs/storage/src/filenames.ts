@@ -88,6 +88,28 @@ export function requireAcceptedFilename(chosen: string): string {
   throw new AppError('bad_input', `File name not allowed; "${accepted}" would be`, { details: { acceptedName: accepted } });
 }
 
+/** Deepest folder and longest folder path (UTF-8 bytes) the library keeps (as `@nondivy/contracts`). */
+const MAX_FOLDER_DEPTH = 16;
+const MAX_FOLDER_BYTES = 1024;
+
+/**
+ * The rule for a folder a client chooses (`A/B`, within a kind): each name in it meets the file
+ * name rule (`requireAcceptedFilename`), at most 16 deep and 1024 bytes. Empty names (leading,
+ * trailing or doubled slashes) are dropped; `''` is the kind's root. A refused folder names the
+ * accepted one (`acceptedFolder` in the details) when there is one.
+ */
+export function requireAcceptedFolder(chosen: string): string {
+  const names = chosen.normalize('NFC').split('/').filter((s) => s.length > 0);
+  const accepted = names.map((n) => acceptedFilename(n));
+  const folder = names.join('/');
+  if (names.length > MAX_FOLDER_DEPTH) throw new AppError('bad_input', `Folder too deep: at most ${MAX_FOLDER_DEPTH} levels`);
+  if (Buffer.byteLength(folder) > MAX_FOLDER_BYTES) throw new AppError('bad_input', `Folder path too long: at most ${MAX_FOLDER_BYTES} bytes`);
+  if (accepted.every((a, i) => a === names[i])) return folder;
+  const alternative = accepted.filter((a) => a.length > 0).join('/');
+  if (!alternative) throw new AppError('bad_input', 'Folder name not allowed');
+  throw new AppError('bad_input', `Folder name not allowed; "${alternative}" would be`, { details: { acceptedFolder: alternative } });
+}
+
 /**
  * A multipart file name as a browser sent it: the HTML standard's form encoding writes `"`, CR and
  * LF in a file name as `%22`, `%0D` and `%0A` (and nothing else, not even `%` itself), so exactly

@@ -1,7 +1,7 @@
 export { canOpenFiles, type BlobStore, type BlobWriter, type ByteRange, type BeginOptions, type FileBlobStore } from './blob-store.js';
 export { FsBlobStore, READ_CHUNK_BYTES } from './blob-store-fs.js';
 export { S3BlobStore, s3Error, type S3Options } from './blob-store-s3.js';
-export { acceptedFilename, decodeFormFilename, requireAcceptedFilename, safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
+export { acceptedFilename, decodeFormFilename, requireAcceptedFilename, requireAcceptedFolder, safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
 export { resolveContentType, guessKind, isInlineSafe } from './content-types.js';
 export {
   Library,
@@ -10,6 +10,7 @@ export {
   type StagedUpload,
   type ItemContent,
   type ItemName,
+  type FolderInfo,
   type NewItemInput,
   type LibraryStateStore,
   type LibraryOptions,

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { ITEM_KINDS, publicItem, type Item, type ItemKind, type ItemPatch, type StoredItem } from '@nondivy/contracts';
-import { AppError, forbidden, notFound, tooLarge } from '@nondivy/errors';
+import { publicItem, type Item, type ItemKind, type ItemPatch, type StoredItem } from '@nondivy/contracts';
+import { AppError, badInput, conflict, forbidden, notFound, tooLarge } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import { canOpenFiles, type BlobStore, type ByteRange } from './blob-store.js';
 import { guessKind, resolveContentType } from './content-types.js';
-import { safeFilename, titleFromFilename } from './filenames.js';
+import { requireAcceptedFolder, safeFilename, titleFromFilename } from './filenames.js';
 import { EmptyBody, FileBody, StreamBody, type ItemBody } from './item-body.js';
 
 /** Who is acting: front doors resolve their login into this. `null` is an anonymous guest. */
@@ -30,19 +30,36 @@ export interface LibraryStateStore {
   updateItem(id: string, changes: Partial<Omit<StoredItem, 'id' | 'sha256' | 'blobKey' | 'size'>>): Promise<boolean>;
   deleteItem(id: string): Promise<{ blobKey: string; lastReference: boolean }>;
   countDownload(id: string): Promise<void>;
-  findByName(kind: string, name: string): Promise<StoredItem | null>;
-  scanNames(kind: string, cursor: string, count?: number): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }>;
+  findByName(kind: string, folder: string, name: string): Promise<StoredItem | null>;
+  scanNames(kind: string, folder: string, cursor: string, count?: number): Promise<{ cursor: string; entries: { name: string; item: StoredItem }[] }>;
   nameOf(id: string): Promise<string | null>;
+  folderExists(kind: string, folder: string): Promise<boolean>;
+  folderItemCount(kind: string, folder: string): Promise<number>;
+  subfolders(kind: string, folder: string, after: string | null, limit: number): Promise<{ folders: { name: string; items: number }[]; more: boolean }>;
+  ownersUnder(kind: string, folder: string): Promise<string[]>;
+  makeFolder(kind: string, folder: string): Promise<'made' | 'exists' | 'file'>;
+  removeFolder(kind: string, folder: string): Promise<'removed' | 'missing' | 'not_empty'>;
+  moveFolder(kind: string, from: string, to: string): Promise<{ moved: number } | { refused: 'missing' | 'exists' | 'file' | 'inside' }>;
+  /** Null when the item is gone or changed since `expected` was read; nothing is done then. */
+  replaceContent(input: { leaseId: string; candidateKey: string; expected: StoredItem; sha256: string; size: number; contentType: string }): Promise<{ blobKey: string; deduped: boolean; freed: string | null } | null>;
   itemsBy(username: string, limit: number): Promise<StoredItem[]>;
   findBySha256(sha256: string): Promise<StoredItem | null>;
   dueTrash(now: number, limit?: number): Promise<string[]>;
   clearTrash(blobKey: string): Promise<void>;
 }
 
-/** An item by its path name in its kind's folder (see `Library.findByName`). */
+/** An item by its path name in its folder of its kind (see `Library.findByName`). */
 export interface ItemName {
   kind: ItemKind;
+  /** `''`: the kind's root. */
+  folder: string;
   name: string;
+}
+
+/** A folder of a kind in a listing: its name, how many items are in it or below. */
+export interface FolderInfo {
+  name: string;
+  items: number;
 }
 
 /** An item and the way to its bytes: what `Library.read` gives a front door. */
@@ -60,6 +77,8 @@ export interface NewItemInput {
   kind?: ItemKind;
   tags?: string[];
   description?: string;
+  /** The folder within the kind (`A/B`, `''` the root): checked by `requireAcceptedFolder`. */
+  folder?: string;
 }
 
 /** Bytes that are stored and hashed but not yet an item. Commit or discard it. */
@@ -67,6 +86,11 @@ export interface StagedUpload {
   readonly sha256: string;
   readonly size: number;
   commit(input: NewItemInput, actor: Actor | null): Promise<Item>;
+  /**
+   * Makes these bytes the new content of an existing item (its uploader or an admin): same id, folder,
+   * tags and description, `item.updated`; its old bytes are deleted when nothing else uses them.
+   */
+  replace(itemId: string, actor: Actor | null): Promise<Item>;
   discard(): Promise<void>;
 }
 
@@ -83,6 +107,7 @@ export interface LibraryOptions {
 export const newItemId = () => randomBytes(16).toString('base64url');
 
 const isLeaseLost = (err: unknown) => err instanceof Error && /LEASE_LOST/.test(err.message) && !(err instanceof AppError);
+const isFolderIsFile = (err: unknown) => err instanceof Error && /FOLDER_IS_FILE/.test(err.message) && !(err instanceof AppError);
 
 /**
  * Library operations shared by every front door (HTTP gateway, FTP): ingest a stream into a new
@@ -175,6 +200,22 @@ export class Library {
           clearInterval(renew);
         }
       },
+      replace: async (itemId, actor) => {
+        if (settled) throw new Error('staged upload already settled');
+        settled = true;
+        try {
+          return await this.replaceContent(leaseId, writer.key, sha256, size, itemId, actor);
+        } catch (err) {
+          if (err instanceof AppError && err.kind === 'unavailable') {
+            clearInterval(renew);
+            throw err;
+          }
+          await abandon(err);
+          throw err;
+        } finally {
+          clearInterval(renew);
+        }
+      },
       discard: async () => {
         if (settled) return;
         settled = true;
@@ -186,12 +227,14 @@ export class Library {
 
   private async commit(leaseId: string, key: string, sha256: string, size: number, input: NewItemInput, actor: Actor | null): Promise<Item> {
     const filename = safeFilename(input.filename);
+    const folder = requireAcceptedFolder(input.folder ?? '');
     const contentType = resolveContentType(input.contentType, filename);
     const now = new Date().toISOString();
     const item: Omit<StoredItem, 'blobKey'> = {
       id: newItemId(),
       title: input.title?.trim() || titleFromFilename(filename),
       kind: input.kind ?? guessKind(contentType, filename),
+      folder,
       tags: input.tags ?? [],
       description: input.description ?? '',
       filename,
@@ -210,6 +253,7 @@ export class Library {
       result = await this.state.commitUpload({ leaseId, candidateKey: key, item });
     } catch (err) {
       if (isLeaseLost(err)) throw new AppError('unavailable', 'The upload took too long to commit; please retry', { cause: err });
+      if (isFolderIsFile(err)) throw conflict(`A file has the name of a folder on the way to "${folder}"`);
       throw err;
     }
     if (result.deduped) {
@@ -223,6 +267,27 @@ export class Library {
     }
     this.log.info({ id: item.id, size, sha256, deduped: result.deduped, by: item.uploadedBy }, 'item created');
     return publicItem({ ...item, blobKey: result.blobKey, ...(result.path ? { path: result.path } : {}) });
+  }
+
+  private async replaceContent(leaseId: string, key: string, sha256: string, size: number, itemId: string, actor: Actor | null): Promise<Item> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.stored(itemId);
+      this.authorize(current, actor);
+      if (size > this.maxUploadBytes) throw tooLarge(`The file is larger than the limit of ${this.maxUploadBytes} bytes`);
+      let result: Awaited<ReturnType<LibraryStateStore['replaceContent']>>;
+      try {
+        result = await this.state.replaceContent({ leaseId, candidateKey: key, expected: current, sha256, size, contentType: resolveContentType(undefined, current.filename) });
+      } catch (err) {
+        if (isLeaseLost(err)) throw new AppError('unavailable', 'The upload took too long to commit; please retry', { cause: err });
+        throw err;
+      }
+      if (!result) continue; // changed meanwhile (or deleted: `stored` says so on the next round)
+      if (result.deduped) await this.deleteBlob(key);
+      if (result.freed) await this.deleteBlob(result.freed);
+      this.log.info({ id: itemId, size, sha256, deduped: result.deduped, by: actor?.username }, 'item content replaced');
+      return this.get(itemId);
+    }
+    throw new AppError('unavailable', 'The item changed too often while its content was replaced; please retry');
   }
 
   /** Stages and commits in one go (for front doors that know the metadata before the bytes). */
@@ -250,7 +315,7 @@ export class Library {
    * gives sends itself (see `ItemBody`). `ref` is an id, or a kind and path name (see `findByName`).
    */
   async read(ref: string | ItemName): Promise<ItemContent> {
-    const stored = typeof ref === 'string' ? await this.state.getItem(ref) : await this.state.findByName(ref.kind, ref.name);
+    const stored = typeof ref === 'string' ? await this.state.getItem(ref) : await this.state.findByName(ref.kind, ref.folder, ref.name);
     if (!stored) throw notFound('No such item');
     const { blobKey, size } = stored;
     const blobs = this.blobs;
@@ -266,12 +331,12 @@ export class Library {
   }
 
   /**
-   * The item whose path name in `kind`'s folder is `name`. Every item has such a name, unique in its
-   * kind and stable while its kind and file name stay the same: its file name when that is free, else
-   * the file name with the start of its id added (e.g. `Dune (x3Fq9a).epub`).
+   * The item whose path name in `folder` of `kind` is `name`. Every item has such a name, unique in
+   * its folder and stable while its kind, folder and file name stay the same: its file name when that
+   * is free, else the file name with the start of its id added (e.g. `Dune (x3Fq9a).epub`).
    */
-  async findByName(kind: ItemKind, name: string): Promise<Item | null> {
-    const item = await this.state.findByName(kind, name);
+  async findByName(kind: ItemKind, folder: string, name: string): Promise<Item | null> {
+    const item = await this.state.findByName(kind, folder, name);
     return item ? publicItem(item) : null;
   }
 
@@ -281,19 +346,96 @@ export class Library {
     return item ? publicItem(item) : null;
   }
 
-  /** The path name of an item in its kind's folder (see `findByName`). */
+  /** The path name of an item in its folder (see `findByName`). */
   nameOf(id: string): Promise<string | null> {
     return this.state.nameOf(id);
   }
 
-  /** Every item of a kind with its path name, a page at a time, in no particular order. */
-  async *listFolder(kind: ItemKind, pageSize = 500): AsyncGenerator<{ name: string; item: Item }[]> {
+  /** The items directly in `folder` of `kind` with their path names, a page at a time, in no particular order. */
+  async *listFolder(kind: ItemKind, folder: string, pageSize = 500): AsyncGenerator<{ name: string; item: Item }[]> {
     let cursor = '0';
     do {
-      const page = await this.state.scanNames(kind, cursor, pageSize);
+      const page = await this.state.scanNames(kind, folder, cursor, pageSize);
       cursor = page.cursor;
       if (page.entries.length) yield page.entries.map(({ name, item }) => ({ name, item: publicItem(item) }));
     } while (cursor !== '0');
+  }
+
+  /** Whether `folder` of `kind` exists: it holds items or made folders, or was made (the root always). */
+  folderExists(kind: ItemKind, folder: string): Promise<boolean> {
+    return this.state.folderExists(kind, folder);
+  }
+
+  /** How many items are in `folder` of `kind` or below it. */
+  folderItemCount(kind: ItemKind, folder: string): Promise<number> {
+    return this.state.folderItemCount(kind, folder);
+  }
+
+  /** The folders directly under `folder` of `kind`, by name, after `after`; `more` when others follow. */
+  subfolders(kind: ItemKind, folder: string, after: string | null, limit: number): Promise<{ folders: FolderInfo[]; more: boolean }> {
+    return this.state.subfolders(kind, folder, after, limit);
+  }
+
+  /** Every folder directly under `folder` of `kind`, a page at a time, by name. */
+  async *listSubfolders(kind: ItemKind, folder: string, pageSize = 500): AsyncGenerator<FolderInfo[]> {
+    let after: string | null = null;
+    for (;;) {
+      const page = await this.state.subfolders(kind, folder, after, pageSize);
+      if (page.folders.length) yield page.folders;
+      if (!page.more) return;
+      after = page.folders[page.folders.length - 1]!.name;
+    }
+  }
+
+  /** Makes an empty folder (members), which stays until `removeFolder`. */
+  async makeFolder(kind: ItemKind, folder: string, actor: Actor | null): Promise<void> {
+    if (!actor) throw new AppError('unauthorized', 'Log in to make folders');
+    const path = requireAcceptedFolder(folder);
+    if (path === '') throw conflict('The kind\'s folder exists already');
+    const res = await this.state.makeFolder(kind, path);
+    if (res === 'exists') throw conflict(`Folder "${path}" exists already`);
+    if (res === 'file') throw conflict(`A file has the name of a folder on the way to "${path}"`);
+    this.log.info({ kind, folder: path, by: actor.username }, 'folder made');
+  }
+
+  /** Removes an empty folder (members): one that holds neither items nor other folders. */
+  async removeFolder(kind: ItemKind, folder: string, actor: Actor | null): Promise<void> {
+    if (!actor) throw new AppError('unauthorized', 'Log in to remove folders');
+    if (folder === '') throw forbidden('The kinds\' folders cannot be removed');
+    const res = await this.state.removeFolder(kind, folder);
+    if (res === 'missing') throw notFound('No such folder');
+    if (res === 'not_empty') throw conflict('The folder is not empty');
+    this.log.info({ kind, folder, by: actor.username }, 'folder removed');
+  }
+
+  /**
+   * Moves `from` and everything below it to `to` in the same kind, in one step that readers see
+   * whole. An admin may move any folder; a member one whose items are all theirs.
+   */
+  async moveFolder(kind: ItemKind, from: string, to: string, actor: Actor | null): Promise<number> {
+    if (!actor) throw new AppError('unauthorized', 'Log in to move folders');
+    const target = requireAcceptedFolder(to);
+    if (from === '' || target === '') throw forbidden('The kinds\' folders cannot be moved, nor replaced');
+    if (target === from) return 0;
+    if (actor.role !== 'admin') {
+      const others = (await this.state.ownersUnder(kind, from)).filter((o) => o !== actor.username);
+      if (others.length > 0) throw forbidden('Only an admin may move a folder holding other members\' items');
+    }
+    const res = await this.state.moveFolder(kind, from, target);
+    if ('refused' in res) {
+      switch (res.refused) {
+        case 'missing':
+          throw notFound('No such folder');
+        case 'exists':
+          throw conflict(`"${target}" exists already`);
+        case 'inside':
+          throw badInput('A folder cannot move into itself');
+        default:
+          throw conflict(`A file has the name of a folder on the way to "${target}"`);
+      }
+    }
+    this.log.info({ kind, from, to: target, items: res.moved, by: actor.username }, 'folder moved');
+    return res.moved;
   }
 
   /**
@@ -312,12 +454,9 @@ export class Library {
     return out;
   }
 
-  /** `username`'s newest item whose path name, in whichever kind, is `name` (see `itemsBy`), or null. */
-  async findOwn(username: string, name: string): Promise<Item | null> {
-    const found = await Promise.all(ITEM_KINDS.map((kind) => this.state.findByName(kind, name)));
-    const own = found.filter((it): it is StoredItem => !!it && it.uploadedBy === username);
-    own.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
-    return own[0] ? publicItem(own[0]) : null;
+  /** `username`'s item that `itemsBy` lists as `name` (among the latest `limit`), or null. */
+  async findOwn(username: string, name: string, limit: number): Promise<Item | null> {
+    return (await this.itemsBy(username, limit)).find((e) => e.name === name)?.item ?? null;
   }
 
   /** Sets the file's own modification time (e.g. FTP MFMT): the uploader's or an admin's change. */
@@ -342,6 +481,7 @@ export class Library {
     this.authorize(item, actor);
     const changes: Partial<StoredItem> = { ...patch };
     if (patch.filename !== undefined) changes.filename = safeFilename(patch.filename, item.filename);
+    if (patch.folder !== undefined) changes.folder = requireAcceptedFolder(patch.folder);
     if (!(await this.state.updateItem(id, changes))) throw notFound('No such item');
     return this.get(id);
   }
