@@ -7,7 +7,7 @@ export interface Entry {
   size: number;
   modified: Date;
   owner: string;
-  /** RFC 3659 perm facts for this session (e.g. `r` for anonymous, `rdf` for the uploader). */
+  /** RFC 3659 perm facts for this session (e.g. `r` for anonymous, `rwdf` for the uploader). */
   perm: string;
 }
 
@@ -57,14 +57,19 @@ export function mlsxLine(e: Entry): string {
   return `${facts} ${e.name}`;
 }
 
-/** The entry of a library item, as seen by a session that may (or may not) change it. */
+/**
+ * The entry of a library item, as seen by a session that may (or may not) change it: everyone may
+ * read it (`r`); its uploader and admins may also store onto it (`w`: the bytes are replaced),
+ * delete it (`d`) and rename it (`f`).
+ */
 export function itemEntry(name: string, item: Item, canChange: boolean): Entry {
-  return { name, folder: false, size: item.size, modified: itemTime(item), owner: item.uploadedBy, perm: canChange ? 'rdf' : 'r' };
+  return { name, folder: false, size: item.size, modified: itemTime(item), owner: item.uploadedBy, perm: canChange ? 'rwdf' : 'r' };
 }
 
 /** Folders are virtual: they carry the time this process started. */
 const STARTED = new Date();
 
-export function folderEntry(name: string, writable: boolean, modified = STARTED): Entry {
-  return { name, folder: true, size: 0, modified, owner: 'nondivy', perm: writable ? 'elc' : 'el' };
+/** The entry of a folder with its RFC 3659 perm facts for this session (e.g. `el`, `elcmfp`). */
+export function folderEntry(name: string, perm: string, modified = STARTED): Entry {
+  return { name, folder: true, size: 0, modified, owner: 'nondivy', perm };
 }

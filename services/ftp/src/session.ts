@@ -3,14 +3,14 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { finished } from 'node:stream/promises';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { AuthService } from '@nondivy/auth';
-import type { Item } from '@nondivy/contracts';
+import type { Item, ItemKind, ItemPatch } from '@nondivy/contracts';
 import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import { requireAcceptedFilename, titleFromFilename, whenDrained, type Actor, type Library } from '@nondivy/storage';
+import { requireAcceptedFilename, requireAcceptedFolder, titleFromFilename, whenDrained, type Actor, type Library } from '@nondivy/storage';
 import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
 import type { ControlConnection } from './ftp-srv-adapter.js';
 import { folderEntry, ftpTime, itemEntry, itemTime, lsLine, mlsxLine, parseFtpTime, type Entry } from './listing.js';
-import { isFolder, quotePath, resolvePath, subfolders, type VirtualPath } from './paths.js';
+import { entryPath, folderOf, foldersOnTheWay, isFixedFolder, kindFolderPath, quotePath, resolvePath, subfolders, type FixedFolder, type VirtualPath } from './paths.js';
 import { replyFor } from './replies.js';
 
 /** What every session of one server shares. */
@@ -39,6 +39,11 @@ interface Transfer {
   bytes(): number;
 }
 
+/** What is at a path of the tree (see `FtpSession.place`). */
+type FolderPlace = { is: 'folder'; path: string; kind: ItemKind; folder: string };
+type FilePlace = { is: 'file'; path: string; kind: ItemKind; folder: string; name: string; item: Item };
+type Place = { is: 'fixed'; path: string; at: FixedFolder } | FolderPlace | FilePlace | { is: 'missing'; path: string };
+
 /** The longest command line taken (without its CRLF); RFC 959 lines are far shorter. */
 const MAX_LINE_BYTES = 8 * 1024;
 const MAX_QUEUED_COMMANDS = 32;
@@ -61,7 +66,7 @@ export class FtpSession {
   loggedIn = false;
   cwd = '/';
   rest = 0;
-  renameFrom: Extract<VirtualPath, { type: 'item' }> | null = null;
+  renameFrom: FilePlace | FolderPlace | null = null;
   private channel: DataChannel | null = null;
   private transfer: Transfer | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -299,72 +304,139 @@ export class FtpSession {
     return resolvePath(this.cwd, arg);
   }
 
+  /**
+   * What is at a path: a fixed folder, a folder of a kind, a file, or nothing. `/library/<kind>/A/B`
+   * is the folder `A/B` when it exists, else the item named `B` in `A`; `/upload/<name>` is the
+   * logged-in member's own newest item of that path name (what /upload/ lists; none for anonymous).
+   */
+  private async place(p: VirtualPath): Promise<Place> {
+    const library = this.ctx.library;
+    switch (p.type) {
+      case 'root':
+      case 'library':
+      case 'upload':
+        return { is: 'fixed', path: p.path, at: p };
+      case 'kind':
+        return { is: 'folder', path: p.path, kind: p.kind, folder: '' };
+      case 'entry': {
+        const folder = folderOf(p);
+        if (await library.folderExists(p.kind, folder)) return { is: 'folder', path: p.path, kind: p.kind, folder };
+        const item = await library.findByName(p.kind, p.folder, p.name);
+        if (item) return { is: 'file', path: p.path, kind: p.kind, folder: p.folder, name: p.name, item };
+        return { is: 'missing', path: p.path };
+      }
+      case 'drop': {
+        const item = this.actor ? await library.findOwn(this.actor.username, p.name, UPLOAD_LISTING_MAX) : null;
+        if (item) return { is: 'file', path: entryPath(item.kind, item.folder, p.name), kind: item.kind, folder: item.folder, name: p.name, item };
+        return { is: 'missing', path: p.path };
+      }
+      default:
+        return { is: 'missing', path: p.path };
+    }
+  }
+
   pwd() {
     return this.conn.reply(257, `${quotePath(this.cwd)} is the current folder`);
   }
 
-  cwdTo(arg: string | null) {
-    const p = this.resolve(arg ?? '/');
-    if (!isFolder(p)) return this.conn.reply(550, `${arg}: no such folder`);
-    this.cwd = p.path;
-    return this.conn.reply(250, `Folder changed to ${p.path}`);
+  async cwdTo(arg: string | null) {
+    const place = await this.place(this.resolve(arg ?? '/'));
+    if (place.is !== 'fixed' && place.is !== 'folder') return this.conn.reply(550, `${arg}: no such folder`);
+    this.cwd = place.path;
+    return this.conn.reply(250, `Folder changed to ${place.path}`);
   }
 
-  mkd() {
-    return this.conn.reply(550, 'Folders are fixed here: /library/<kind>/ for each kind, and /upload/');
+  /** MKD: a folder below a kind (its parents made with it), which stays until RMD even when empty. */
+  async mkd(arg: string | null) {
+    const actor = this.member();
+    const p = this.resolve(arg);
+    if (p.type !== 'entry') {
+      if (p.type === 'kind' || isFixedFolder(p)) return this.conn.reply(550, `${p.path}: exists already, and is not yours to make`);
+      return this.conn.reply(550, 'Folders can be made in /library/<kind>/ only');
+    }
+    const folder = requireAcceptedFolder(folderOf(p));
+    await this.ctx.library.makeFolder(p.kind, folder, actor);
+    return this.conn.reply(257, `${quotePath(p.path)} created`);
+  }
+
+  /** RMD: an empty folder made with MKD (one that holds nothing, not even other folders). */
+  async rmd(arg: string | null) {
+    const actor = this.member();
+    const place = await this.place(this.resolve(arg));
+    if (place.is === 'fixed' || (place.is === 'folder' && place.folder === '')) return this.conn.reply(550, `${place.path}: this folder cannot be removed`);
+    if (place.is === 'file') return this.conn.reply(550, `${place.path}: not a folder; use DELE`);
+    if (place.is === 'missing') return this.conn.reply(550, `${place.path}: no such folder`);
+    try {
+      await this.ctx.library.removeFolder(place.kind, place.folder, actor);
+    } catch (err) {
+      if (isAppError(err) && err.kind === 'conflict') return this.conn.reply(550, `Folder not empty: ${place.path}`);
+      throw err;
+    }
+    return this.conn.reply(250, `Folder ${place.path} removed`);
   }
 
   private canChange(item: Item): boolean {
     return !!this.actor && (this.actor.role === 'admin' || this.actor.username === item.uploadedBy);
   }
 
-  /**
-   * The item at a path, with its place in /library. `/upload/<name>` is the logged-in member's own
-   * newest item of that path name (what /upload/ lists); anonymous sessions have none there.
-   */
-  private async findItem(p: VirtualPath): Promise<{ item: Item; path: Extract<VirtualPath, { type: 'item' }> }> {
-    if (p.type === 'drop') {
-      const item = this.actor ? await this.ctx.library.findOwn(this.actor.username, p.name) : null;
-      if (!item) throw new AppError('not_found', 'No such file');
-      return { item, path: { type: 'item', path: `/library/${item.kind}/${p.name}`, kind: item.kind, name: p.name } };
-    }
-    const path = itemPath(p);
-    const item = await this.ctx.library.findByName(path.kind, path.name);
-    if (!item) throw new AppError('not_found', 'No such file');
-    return { item, path };
+  /** The file at a path, or `not_found` (a folder, or nothing there). */
+  private async findItem(p: VirtualPath): Promise<FilePlace> {
+    const place = await this.place(p);
+    if (place.is === 'file') return place;
+    throw new AppError('not_found', place.is === 'missing' ? 'No such file' : `${place.path}: is a folder, not a plain file`);
   }
 
-  private async *entries(p: VirtualPath): AsyncGenerator<Entry[]> {
-    const member = !!this.actor;
-    if (p.type === 'root' || p.type === 'library') {
-      yield subfolders(p).map((name) => folderEntry(name, member && (name === 'upload' || p.type === 'library')));
-      return;
-    }
-    if (p.type === 'upload') {
-      // The member's own latest items, so a sync tool finds what it stored; anonymous sees it empty.
-      if (!this.actor) return;
-      const own = await this.ctx.library.itemsBy(this.actor.username, UPLOAD_LISTING_MAX);
-      yield own.map(({ name, item }) => itemEntry(name, item, this.canChange(item)));
-      return;
-    }    if (p.type === 'kind') {
-      for await (const page of this.ctx.library.listFolder(p.kind)) {
-        yield page.map(({ name, item }) => itemEntry(name, item, this.canChange(item)));
+  /**
+   * RFC 3659 perm facts of a folder for this session. Anonymous sessions list and enter (`el`);
+   * members may also store files (`c`) in a kind's folders and /upload/, make folders (`m`) and
+   * delete their own items (`p`) in a kind's folders, and rename (`f`) folders below a kind. An
+   * empty folder below a kind may be removed (`d`: RMD).
+   */
+  private folderPerm(where: 'root' | 'library' | 'upload' | 'kind' | 'sub', items = 0): string {
+    if (!this.actor || where === 'root' || where === 'library') return 'el';
+    if (where === 'upload') return 'elc';
+    if (where === 'kind') return 'elcmp';
+    return items === 0 ? 'elcmfpd' : 'elcmfp';
+  }
+
+  private fileEntry(name: string, item: Item): Entry {
+    return itemEntry(name, item, this.canChange(item));
+  }
+
+  private async *entries(place: Place): AsyncGenerator<Entry[]> {
+    if (place.is === 'fixed') {
+      const { at } = place;
+      if (at.type === 'root') {
+        yield [folderEntry('library', this.folderPerm('library')), folderEntry('upload', this.folderPerm('upload'))];
+      } else if (at.type === 'library') {
+        yield subfolders(at).map((name) => folderEntry(name, this.folderPerm('kind')));
+      } else if (this.actor) {
+        // The member's own latest items, so a sync tool finds what it stored; anonymous sees it empty.
+        const own = await this.ctx.library.itemsBy(this.actor.username, UPLOAD_LISTING_MAX);
+        yield own.map(({ name, item }) => this.fileEntry(name, item));
       }
       return;
     }
-    const { item, path } = await this.findItem(p);
-    yield [itemEntry(path.name, item, this.canChange(item))];
+    if (place.is === 'folder') {
+      for await (const page of this.ctx.library.listSubfolders(place.kind, place.folder)) {
+        yield page.map((f) => folderEntry(f.name, this.folderPerm('sub', f.items)));
+      }
+      for await (const page of this.ctx.library.listFolder(place.kind, place.folder)) {
+        yield page.map(({ name, item }) => this.fileEntry(name, item));
+      }
+      return;
+    }
+    if (place.is === 'file') yield [this.fileEntry(place.name, place.item)];
   }
 
   /** LIST, NLST and MLSD: the listing goes over the data connection, a page at a time. */
   async list(directive: 'LIST' | 'NLST' | 'MLSD', arg: string | null) {
-    const p = this.resolve(stripListFlags(arg));
-    if (directive === 'MLSD' && !isFolder(p)) return this.conn.reply(501, 'MLSD lists folders; use MLST for a file');
-    if (p.type === 'missing') return this.conn.reply(550, 'No such file or folder');
-    if (p.type === 'item' || p.type === 'drop') await this.findItem(p);
+    const place = await this.place(this.resolve(stripListFlags(arg)));
+    if (place.is === 'missing') return this.conn.reply(550, 'No such file or folder');
+    if (directive === 'MLSD' && place.is === 'file') return this.conn.reply(501, 'MLSD lists folders; use MLST for a file');
     const format = directive === 'LIST' ? (e: Entry) => lsLine(e) : directive === 'NLST' ? (e: Entry) => e.name : mlsxLine;
     await this.withData(async (socket) => {
-      for await (const page of this.entries(p)) {
+      for await (const page of this.entries(place)) {
         const text = page.map((e) => `${format(e)}\r\n`).join('');
         if (!socket.write(text)) await whenDrained(socket);
       }
@@ -372,14 +444,15 @@ export class FtpSession {
   }
 
   async mlst(arg: string | null) {
-    const p = this.resolve(arg);
+    const place = await this.place(this.resolve(arg));
+    const name = place.path === '/' ? '/' : place.path.slice(place.path.lastIndexOf('/') + 1);
     let entry: Entry;
-    if (isFolder(p)) entry = folderEntry(p.path === '/' ? '/' : p.path.split('/').pop()!, !!this.actor);
-    else {
-      const { item, path } = await this.findItem(p);
-      entry = itemEntry(path.name, item, this.canChange(item));
-    }
-    return this.multiline(250, `Listing ${p.path}`, [` ${mlsxLine({ ...entry, name: p.path })}`], 'End');
+    if (place.is === 'fixed') entry = folderEntry(name, this.folderPerm(place.at.type === 'upload' ? 'upload' : place.at.type));
+    else if (place.is === 'folder') {
+      entry = folderEntry(name, place.folder === '' ? this.folderPerm('kind') : this.folderPerm('sub', await this.ctx.library.folderItemCount(place.kind, place.folder)));
+    } else if (place.is === 'file') entry = this.fileEntry(place.name, place.item);
+    else throw new AppError('not_found', 'No such file or folder');
+    return this.multiline(250, `Listing ${place.path}`, [` ${mlsxLine({ ...entry, name: place.path })}`], 'End');
   }
 
   async size(arg: string | null) {
@@ -444,37 +517,82 @@ export class FtpSession {
 
   async dele(arg: string | null) {
     const actor = this.member();
-    const { item } = await this.findItem(this.resolve(arg));
-    await this.ctx.library.remove(item.id, actor);
+    const place = await this.place(this.resolve(arg));
+    if (place.is === 'folder' || place.is === 'fixed') return this.conn.reply(550, `${place.path} is a folder: use RMD`);
+    if (place.is === 'missing') return this.conn.reply(550, 'No such file');
+    await this.ctx.library.remove(place.item.id, actor);
     return this.conn.reply(250, 'Deleted');
+  }
+
+  /**
+   * Refuses (553) a folder whose way passes through a file's name (`A/B` when `A` is a file in the
+   * kind's root). The library refuses it too when it stores; asking first spares a useless upload.
+   */
+  private async requireFolderWay(kind: ItemKind, folder: string) {
+    const library = this.ctx.library;
+    for (const step of foldersOnTheWay(folder)) {
+      if (await library.folderExists(kind, step.folder)) continue;
+      if (await library.findByName(kind, step.parent, step.name)) {
+        throw new AppError('bad_input', `${entryPath(kind, step.parent, step.name)} is a file: no folder can be made through it`);
+      }
+      return; // the folders below a missing one are missing too
+    }
   }
 
   async rnfr(arg: string | null) {
     this.member();
-    const { path } = await this.findItem(this.resolve(arg));
-    this.renameFrom = path;
+    const place = await this.place(this.resolve(arg));
+    if (place.is === 'fixed' || (place.is === 'folder' && place.folder === '')) return this.conn.reply(550, `${place.path}: this folder cannot be renamed`);
+    if (place.is === 'missing') return this.conn.reply(550, 'No such file or folder');
+    this.renameFrom = place;
     return this.conn.reply(350, 'Ready for RNTO');
   }
 
-  /** Renames an item: a new file name (and title, when the title was the old file name) or kind. */
+  /**
+   * RNTO after RNFR. A file moves to any folder and name of any kind (its title follows its file
+   * name when it was that name); a folder moves with everything below it within its kind, in one
+   * step readers see whole. A taken target is refused (553), never overwritten.
+   */
   async rnto(arg: string | null) {
     const actor = this.member();
     const from = this.renameFrom;
     this.renameFrom = null;
     if (!from) return this.conn.reply(503, 'Send RNFR first');
     const to = this.resolve(arg);
-    if (to.type !== 'item') return this.conn.reply(553, 'Items can be renamed within /library/<kind>/ only');
-    checkName(to.name);
-    const { item } = await this.findItem(from);
-    if (from.kind === to.kind && from.name === to.name) return this.conn.reply(250, 'Renamed');
-    const taken = await this.ctx.library.findByName(to.kind, to.name);
-    if (taken && taken.id !== item.id) return this.conn.reply(553, `${to.name} already exists in /library/${to.kind}`);
-    const patch: { filename: string; kind?: Item['kind']; title?: string } = { filename: to.name };
+    if (to.type !== 'entry') return this.conn.reply(553, 'Files and folders can be renamed within /library/<kind>/ only');
+    const library = this.ctx.library;
+    if (from.is === 'folder') {
+      if (to.kind !== from.kind) return this.conn.reply(553, 'Rename refused: folders move within their kind');
+      const target = requireAcceptedFolder(folderOf(to));
+      try {
+        await library.moveFolder(from.kind, from.folder, target, actor);
+      } catch (err) {
+        // The target is there already, or a file stands in its way: the name is refused, as for files.
+        if (isAppError(err) && err.kind === 'conflict') return this.conn.reply(553, err.message);
+        throw err;
+      }
+      return this.conn.reply(250, `Renamed to ${kindFolderPath(to.kind, target)}`);
+    }
+    const name = checkName(to.name);
+    const folder = requireAcceptedFolder(to.folder);
+    const item = await library.get(from.item.id).catch(noSuchFile);
+    if (item.kind === to.kind && item.folder === folder && from.name === name) return this.conn.reply(250, 'Renamed');
+    if (await library.folderExists(to.kind, folderOf(to))) return this.conn.reply(553, `${to.path} is a folder`);
+    const taken = await library.findByName(to.kind, folder, name);
+    if (taken && taken.id !== item.id) return this.conn.reply(553, `${name} already exists in ${kindFolderPath(to.kind, folder)}`);
+    await this.requireFolderWay(to.kind, folder);
+    const patch: ItemPatch = { filename: name, folder };
     if (to.kind !== item.kind) patch.kind = to.kind;
-    if (item.title === titleFromFilename(item.filename)) patch.title = titleFromFilename(to.name);
-    const updated = await this.ctx.library.update(item.id, patch, actor);
-    const name = await this.ctx.library.nameOf(updated.id);
-    return this.conn.reply(250, `Renamed to /library/${updated.kind}/${name ?? to.name}`);
+    if (item.title === titleFromFilename(item.filename)) patch.title = titleFromFilename(name);
+    let updated: Item;
+    try {
+      updated = await library.update(item.id, patch, actor);
+    } catch (err) {
+      if (isAppError(err) && err.kind === 'conflict') return this.conn.reply(553, err.message);
+      throw err;
+    }
+    const stored = await library.nameOf(updated.id);
+    return this.conn.reply(250, `Renamed to ${entryPath(updated.kind, updated.folder, stored ?? name)}`);
   }
 
   // ---- data connections ------------------------------------------------------------------------
@@ -632,40 +750,46 @@ export class FtpSession {
   async retr(arg: string | null) {
     const offset = this.rest;
     this.rest = 0;
-    const p = this.resolve(arg);
-    // /upload/<name> is the member's own item of that name: read by id once found.
-    const own = p.type === 'drop' ? await this.findItem(p) : null;
-    const path = own ? own.path : itemPath(p);
-    const content = await this.ctx.library.read(own ? own.item.id : path).catch(noSuchFile);
+    const place = await this.findItem(this.resolve(arg));
+    const content = await this.ctx.library.read(place.item.id).catch(noSuchFile);
     const { item } = content;
     if (offset > item.size) return this.conn.reply(554, `Restart offset ${offset} is beyond the end of the file (${item.size} bytes)`);
     await this.withData(async (socket) => {
       await (await content.open({ start: offset, end: item.size - 1 })).sendTo(socket);
       this.log.info({ id: item.id, offset, size: item.size, user: this.actor?.username ?? 'anonymous' }, 'FTP download');
       if (offset === 0) this.ctx.library.countDownload(item.id).catch((err) => this.log.warn({ err }, 'download not counted'));
-    }, `Opening BINARY data connection for ${path.name} (${item.size - offset} bytes)`);
+    }, `Opening BINARY data connection for ${place.name} (${item.size - offset} bytes)`);
   }
 
   /**
-   * STOR into /library/<kind>/ (a new name there) or /upload/ (kind guessed). The bytes are staged
-   * through the library like any upload and committed only when the data connection ended cleanly
-   * and the session is still there; anything else discards them.
+   * STOR into a folder of a kind (made when missing) or /upload/ (kind guessed, stored at the kind's
+   * root). Onto an existing file: its uploader (or an admin) replaces its bytes, keeping the item
+   * (id, tags, description); anyone else is refused. STOU always stores a new item, under a name
+   * of its own when the asked one is taken. The bytes are staged through the library like any
+   * upload and committed only when the data connection ended cleanly and the session is still
+   * there; anything else discards them.
    */
   async stor(directive: 'STOR' | 'APPE' | 'STOU', arg: string | null) {
     const actor = this.member();
     const offset = this.rest;
     this.rest = 0;
     if (directive === 'APPE' || offset > 0) return this.conn.reply(550, 'Appending and resuming uploads are not supported: upload the whole file');
-    let target = this.resolve(directive === 'STOU' && !arg ? `upload-${Date.now()}` : arg);
-    if (directive === 'STOU' && target.type === 'item') target = { type: 'drop', path: `/upload/${target.name}`, name: target.name };
-    if (target.type !== 'item' && target.type !== 'drop') return this.conn.reply(553, 'Store files into /library/<kind>/ or /upload/');
-    checkName(target.name);
-    if (target.type === 'item' && (await this.ctx.library.findByName(target.kind, target.name))) {
-      return this.conn.reply(553, `${target.name} already exists in /library/${target.kind}: choose another name, or store into /upload/`);
-    }
-    const kind = target.type === 'item' ? target.kind : undefined;
-    const name = target.name;
+    const target = this.resolve(directive === 'STOU' && !arg ? `upload-${Date.now()}` : arg);
+    if (target.type !== 'entry' && target.type !== 'drop') return this.conn.reply(553, 'Store files into /library/<kind>/ (or a folder in it) or /upload/');
+    const name = checkName(target.name);
+    const kind = target.type === 'entry' ? target.kind : undefined;
+    const folder = target.type === 'entry' ? requireAcceptedFolder(target.folder) : '';
     const library = this.ctx.library;
+    let replacing: Item | null = null;
+    const place = await this.place(target);
+    if (place.is === 'folder') return this.conn.reply(553, `${place.path} is a folder`);
+    if (place.is === 'file' && directive === 'STOR') {
+      if (!this.canChange(place.item)) {
+        return this.conn.reply(553, `${place.name} already exists in ${kindFolderPath(place.kind, place.folder)} and is another member's: choose another name`);
+      }
+      replacing = place.item;
+    }
+    if (kind && !replacing) await this.requireFolderWay(kind, folder);
     await this.withData(async (socket, transfer) => {
       let staged;
       try {
@@ -687,10 +811,16 @@ export class FtpSession {
         throw new Error(aborted);
       }
       transfer.committing();
-      const item = await staged.commit({ filename: name, kind }, actor);
+      if (replacing) {
+        const item = await staged.replace(replacing.id, actor);
+        const stored = await library.nameOf(item.id);
+        this.log.info({ id: item.id, size: item.size, user: actor.username }, 'FTP upload replaced an item\'s content');
+        return `Transfer complete: replaced the content of ${entryPath(item.kind, item.folder, stored ?? item.filename)}`;
+      }
+      const item = await staged.commit({ filename: name, kind, folder }, actor);
       const stored = await library.nameOf(item.id);
       this.log.info({ id: item.id, size: item.size, user: actor.username }, 'FTP upload');
-      return `Transfer complete: stored as /library/${item.kind}/${stored ?? item.filename}`;
+      return `Transfer complete: stored as ${entryPath(item.kind, item.folder, stored ?? item.filename)}`;
     }, `Ok to send data for ${name}`);
   }
 
@@ -748,12 +878,6 @@ export function parseUtime(rest: string): { path: string; at: Date } | null {
   return null;
 }
 
-/** The path as an item's, or `not_found` (a folder, or nothing there). */
-function itemPath(p: VirtualPath): Extract<VirtualPath, { type: 'item' }> {
-  if (p.type !== 'item') throw new AppError('not_found', isFolder(p) ? 'Not a plain file' : 'No such file');
-  return p;
-}
-
 /** The library's "no such item", in the words of a file system. */
 function noSuchFile(err: unknown): never {
   if (isAppError(err) && err.kind === 'not_found') throw new AppError('not_found', 'No such file');
@@ -763,7 +887,7 @@ function noSuchFile(err: unknown): never {
 const isAnonymous = (name: string) => name.toLowerCase() === 'anonymous' || name.toLowerCase() === 'ftp';
 
 /** A name must already be what the library would store, so the file ends up exactly where asked (the rule every door shares). */
-const checkName = (name: string) => void requireAcceptedFilename(name);
+const checkName = (name: string): string => requireAcceptedFilename(name);
 
 /** `LIST -la /path` → `/path`; a lone `-la` → no path. */
 function stripListFlags(arg: string | null): string | null {
