@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AppError } from '@nondivy/errors';
-import { acceptedFilename, decodeFormFilename, requireAcceptedFilename, safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
+import { acceptedFilename, decodeFormFilename, requireAcceptedFilename, requireAcceptedFolder, safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
 
 describe('safeFilename', () => {
   it('keeps an ordinary name as it is', () => {
@@ -127,6 +127,80 @@ describe('requireAcceptedFilename (the rule every door shares)', () => {
 
   it('takes an empty name as no choice (the library then names the file)', () => {
     assert.equal(requireAcceptedFilename(''), '');
+  });
+});
+
+describe('requireAcceptedFolder (the folder rule every door shares)', () => {
+  const refusal = (message: string, accepted?: string) => (err: unknown) => {
+    assert.ok(err instanceof AppError && err.kind === 'bad_input', String(err));
+    assert.equal(err.message, message);
+    assert.deepEqual(err.details, accepted === undefined ? undefined : { acceptedFolder: accepted });
+    return true;
+  };
+  const notAllowed = (accepted?: string) => refusal(accepted === undefined ? 'Folder name not allowed' : `Folder name not allowed; "${accepted}" would be`, accepted);
+
+  it('accepts folders whose every name the library keeps as it is: unicode, spaces, brackets', () => {
+    assert.equal(requireAcceptedFolder('Miles Davis/Kind of Blue'), 'Miles Davis/Kind of Blue');
+    assert.equal(requireAcceptedFolder('Musique/Café Müller/日本語 (1999)'), 'Musique/Café Müller/日本語 (1999)');
+    assert.equal(requireAcceptedFolder('a.b/c d/😀'), 'a.b/c d/😀');
+    assert.equal(requireAcceptedFolder('Single'), 'Single');
+  });
+
+  it("is the kind's root for an empty folder or slashes only", () => {
+    assert.equal(requireAcceptedFolder(''), '');
+    assert.equal(requireAcceptedFolder('/'), '');
+    assert.equal(requireAcceptedFolder('///'), '');
+  });
+
+  it('drops empty names: leading, trailing and doubled slashes', () => {
+    assert.equal(requireAcceptedFolder('/A/B/'), 'A/B');
+    assert.equal(requireAcceptedFolder('A//B'), 'A/B');
+    assert.equal(requireAcceptedFolder('//A///B//C//'), 'A/B/C');
+  });
+
+  it('normalises each name to NFC silently', () => {
+    assert.equal(requireAcceptedFolder('Cafe\u0301/Re\u0301sume\u0301'), 'Caf\u00e9/R\u00e9sum\u00e9');
+  });
+
+  it('refuses a name the file name rule refuses, naming the accepted folder', () => {
+    assert.throws(() => requireAcceptedFolder('A/B:C'), notAllowed('A/B_C'));
+    assert.throws(() => requireAcceptedFolder('A /B'), notAllowed('A/B'));
+    assert.throws(() => requireAcceptedFolder('A/ B'), notAllowed('A/B'));
+    assert.throws(() => requireAcceptedFolder('x/.hidden/y'), notAllowed('x/hidden/y'));
+    assert.throws(() => requireAcceptedFolder('con/aux'), notAllowed('_con/_aux'));
+    assert.throws(() => requireAcceptedFolder('A\\B/C'), notAllowed('B/C'));
+    assert.throws(() => requireAcceptedFolder('Music/a  b'), notAllowed('Music/a b'));
+  });
+
+  it('refuses . and .. as names: the accepted folder leaves them out, or there is none', () => {
+    assert.throws(() => requireAcceptedFolder('a/../b'), notAllowed('a/b'));
+    assert.throws(() => requireAcceptedFolder('./a'), notAllowed('a'));
+    assert.throws(() => requireAcceptedFolder('a/.'), notAllowed('a'));
+    assert.throws(() => requireAcceptedFolder('..'), notAllowed());
+    assert.throws(() => requireAcceptedFolder('.'), notAllowed());
+    assert.throws(() => requireAcceptedFolder('../..'), notAllowed());
+    assert.throws(() => requireAcceptedFolder('\u202e'), notAllowed());
+  });
+
+  it('keeps 16 levels and refuses 17, whatever the names', () => {
+    const deep = (n: number) => Array.from({ length: n }, (_, i) => `d${i}`).join('/');
+    assert.equal(requireAcceptedFolder(deep(16)), deep(16));
+    assert.equal(requireAcceptedFolder(`/${deep(16)}//`), deep(16), 'empty names do not count');
+    assert.throws(() => requireAcceptedFolder(deep(17)), refusal('Folder too deep: at most 16 levels'));
+    assert.throws(() => requireAcceptedFolder(`${deep(16)}/x:`), refusal('Folder too deep: at most 16 levels'));
+  });
+
+  it('keeps 1024 bytes and refuses 1025, counted in UTF-8 with the slashes', () => {
+    const path = (last: string) => [...Array.from({ length: 4 }, () => 'é'.repeat(100)), last].join('/');
+    const fits = path('a'.repeat(220));
+    assert.equal(Buffer.byteLength(fits), 1024);
+    assert.equal(requireAcceptedFolder(fits), fits);
+    const over = path('a'.repeat(221));
+    assert.equal(Buffer.byteLength(over), 1025);
+    assert.throws(() => requireAcceptedFolder(over), refusal('Folder path too long: at most 1024 bytes'));
+    assert.throws(() => requireAcceptedFolder(`${over}/x:`), refusal('Folder path too long: at most 1024 bytes'));
+    // Decomposed, the same folder is longer: the limit counts its NFC form.
+    assert.equal(requireAcceptedFolder(fits.normalize('NFD')), fits);
   });
 });
 
