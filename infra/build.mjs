@@ -49,3 +49,8 @@ await build({
   logLevel: 'warning',
   banner: { js: "import { createRequire as __nondivyCreateRequire } from 'node:module';\nconst require = __nondivyCreateRequire(import.meta.url);" },
 });
+
+// The web app (clients/web) into dist/web, which the gateway serves at `/` (and the image copies
+// with the rest of dist/). Vite, with its config beside the app; about two seconds.
+const vite = await import('vite');
+await vite.build({ configFile: 'clients/web/vite.config.ts', logLevel: 'warn' });

@@ -40,6 +40,20 @@ export const LoginResponse = z.object({
   user: User,
 });
 
+/**
+ * The answer to a cookie login (POST /auth/session), for the web app: the token itself is only in
+ * the HttpOnly cookie, never in a body that scripts could read.
+ */
+export const SessionResponse = z.object({
+  expiresAt: z.iso.datetime(),
+  user: User,
+});
+export type SessionResponse = z.infer<typeof SessionResponse>;
+
+/** GET /auth/session: who this browser is logged in as, or null for a guest (never a 401, so that asking is not an error). */
+export const SessionState = z.object({ user: User.nullable() });
+export type SessionState = z.infer<typeof SessionState>;
+
 export const CreateUserRequest = z.strictObject({
   username: NewUsername,
   password: Password,

@@ -3,7 +3,7 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { GatewayConfig } from '@nondivy/config';
-import { notFoundHandler, observability, problemClientErrorHandler, problemErrorHandler, problemFrameworkErrors, RequestLogsAtDebug } from '@nondivy/http';
+import { observability, problemClientErrorHandler, problemErrorHandler, problemFrameworkErrors, RequestLogsAtDebug } from '@nondivy/http';
 import { redisReady } from '@nondivy/state';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
@@ -15,6 +15,7 @@ import { federationRoutes, peerRoutes } from './routes/federation.js';
 import { eventRoutes } from './routes/events.js';
 import { libraryRoutes } from './routes/library.js';
 import { guardSlowClients, slowClientServerOptions } from './plugins/slow-clients.js';
+import { findWebRoot, webApp } from './web/static.js';
 
 /** Largest JSON body the API accepts (logins, edits): uploads go through multipart instead. */
 const JSON_BODY_LIMIT = 64 * 1024;
@@ -52,7 +53,6 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(problemErrorHandler);
-  app.setNotFoundHandler(notFoundHandler);
   guardSlowClients(app, config.http.limits, deps.log);
 
   await app.register(swagger, {
@@ -104,6 +104,9 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     { prefix: '/api/v1' },
   );
   await app.register(peerRoutes, { prefix: '/federation/v1', deps });
+  // The web app at / (clients/web, built into dist/web), with its strict CSP; it also answers every
+  // 404: problem+json under the API's paths, index.html for the app's own addresses elsewhere.
+  await app.register(webApp, { root: findWebRoot() });
   app.addHook('onClose', async () => {
     deps.events.close();
     deps.federation.stop();

@@ -1,12 +1,9 @@
-import { ChangePasswordRequest, CreateUserRequest, LoginRequest, LoginResponse, UpdateUserRequest, User, UsernameParams } from '@nondivy/contracts';
-import type { FastifyRequest } from 'fastify';
+import { ChangePasswordRequest, CreateUserRequest, LoginRequest, LoginResponse, SessionResponse, SessionState, UpdateUserRequest, User, UsernameParams } from '@nondivy/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { GatewayDeps } from '../deps.js';
 import { requireAdmin, requireUser } from '../plugins/authn.js';
-
-/** The bearer token of a request (authn has already checked it). */
-const bearerToken = (req: FastifyRequest) => /^Bearer\s+(\S+)/i.exec(req.headers.authorization ?? '')?.[1];
+import { CLEAR_SESSION_COOKIE, requireSameOrigin, sessionCookie } from '../web/session-cookie.js';
 
 /** Login, the caller's identity, and account management (admins). */
 export const authRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
@@ -16,12 +13,50 @@ export const authRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (a
     async (req) => deps.auth.login(req.body.username, req.body.password, req.ip),
   );
 
-  app.post('/auth/logout', { schema: { tags: ['auth'], summary: 'End this session' } }, async (req, reply) => {
-    requireUser(req);
-    const token = bearerToken(req);
-    if (token) await deps.auth.logout(token);
-    return reply.code(204).send();
-  });
+  app.post(
+    '/auth/session',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Log in with a cookie session (the web app)',
+        description:
+          'Like /auth/login, but the session token is set as an HttpOnly, SameSite=Strict cookie (`nondivy_session`, Path=/) that scripts cannot read, ' +
+          'and the body holds only the user and the expiry. Requests the cookie authenticates act as that user; unsafe ones (POST, PUT, PATCH, DELETE) — and this login itself — ' +
+          'must come from a page of this origin (`Origin` equal to it, or `Sec-Fetch-Site: same-origin`) and carry `X-Nondivy-CSRF: 1`, else 403. ' +
+          'POST /auth/logout ends it and clears the cookie; a password change ends it like any other session.',
+        body: LoginRequest,
+        response: { 200: SessionResponse },
+        security: [],
+      },
+    },
+    async (req, reply) => {
+      // Login CSRF: another site must not log a visitor's browser into an account of its choosing.
+      requireSameOrigin(req);
+      const session = await deps.auth.login(req.body.username, req.body.password, req.ip);
+      reply.header('set-cookie', sessionCookie(session.token, session.expiresAt)).header('cache-control', 'no-store');
+      return { expiresAt: session.expiresAt, user: session.user };
+    },
+  );
+
+  app.get(
+    '/auth/session',
+    { schema: { tags: ['auth'], summary: 'Who is logged in: the user, or null for a guest (200 either way; the web app asks at start)', response: { 200: SessionState } } },
+    async (req, reply) => {
+      reply.header('cache-control', 'no-store');
+      return { user: req.user };
+    },
+  );
+
+  app.post(
+    '/auth/logout',
+    { schema: { tags: ['auth'], summary: 'End this session (a Bearer token, or the web app\'s cookie session, whose cookie is cleared)' } },
+    async (req, reply) => {
+      requireUser(req);
+      if (req.sessionToken) await deps.auth.logout(req.sessionToken);
+      if (req.sessionVia === 'cookie') reply.header('set-cookie', CLEAR_SESSION_COOKIE);
+      return reply.code(204).send();
+    },
+  );
 
   app.get('/me', { schema: { tags: ['auth'], summary: 'Who am I', response: { 200: User } } }, async (req) => requireUser(req));
 
@@ -96,7 +131,7 @@ export const authRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (a
     },
     async (req, reply) => {
       const user = requireUser(req);
-      await deps.auth.changeOwnPassword(user.username, req.body.current, req.body.password, req.ip, bearerToken(req)!);
+      await deps.auth.changeOwnPassword(user.username, req.body.current, req.body.password, req.ip, req.sessionToken!);
       req.log.info({ username: user.username }, 'password changed');
       return reply.code(204).send();
     },
