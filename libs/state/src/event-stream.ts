@@ -34,6 +34,8 @@ export interface GroupEntry {
   type?: string;
   /** The item the event is about. */
   itemId?: string;
+  /** On `item.updated`: the item's bytes were replaced (its meta emptied), not only its description. */
+  content?: boolean;
 }
 
 /** The consumer groups reading the library stream (each takes every event once). */
@@ -93,7 +95,7 @@ export class LibraryEventGroup {
   private static entries(raw: RawEntry[]): GroupEntry[] {
     return raw.map(([entryId, fields]) => {
       const f = fieldsOf(fields);
-      return { entryId, type: f.type, itemId: f.id };
+      return { entryId, type: f.type, itemId: f.id, ...(f.content === '1' ? { content: true } : {}) };
     });
   }
 

@@ -22,10 +22,11 @@ export interface EnrichmentOptions {
 }
 
 /**
- * The enrichment worker: reads `item.created` events from the library stream through a consumer
- * group, so an upload is never slowed by it and a crash or restart loses no work (unacknowledged
- * events are claimed again after `reclaimAfterMs`). For each new item it sniffs the content type and
- * extracts metadata, then updates the item (and, in the same step, its index entries).
+ * The enrichment worker: reads `item.created` events, and `item.updated` events of replaced bytes
+ * (`content`), from the library stream through a consumer group, so an upload is never slowed by it
+ * and a crash or restart loses no work (unacknowledged events are claimed again after
+ * `reclaimAfterMs`). For each new item or new bytes it sniffs the content type and extracts metadata,
+ * then updates the item (and, in the same step, its index entries).
  * - Extraction runs in a worker thread with a deadline and a heap limit (enrich-pool.ts): a hostile
  *   file costs that thread, never the event loop the catalog (and, standalone, the gateway and FTP)
  *   runs on.
@@ -94,9 +95,14 @@ export class EnrichmentWorker {
     }
   }
 
+  /** New bytes to read: a new item, or an item whose bytes were replaced (its meta was emptied then). */
+  private static hasNewBytes(entry: GroupEntry): boolean {
+    return entry.type === 'item.created' || (entry.type === 'item.updated' && entry.content === true);
+  }
+
   private async handle(entry: GroupEntry) {
     const id = entry.itemId;
-    if (entry.type !== 'item.created' || !id) {
+    if (!EnrichmentWorker.hasNewBytes(entry) || !id) {
       await this.events.ack(entry.entryId);
       return;
     }
@@ -136,6 +142,10 @@ export class EnrichmentWorker {
       if (item.kind === 'other') changes.kind = guessKind(found.contentType, item.filename);
     }
     if (Object.keys(changes).length === 0) return;
+    // Bytes replaced while these were read: what was found describes the old ones. The replacement's
+    // own event brings the new bytes here next.
+    const now = await this.items.getItem(id);
+    if (!now || now.sha256 !== item.sha256) return;
     await this.items.updateItem(id, changes);
     this.options.log.info({ id, meta: Object.keys(found.meta), contentType: changes.contentType }, 'item enriched');
   }

@@ -22,15 +22,18 @@ function decodeCursor(raw: string): IndexCursor {
 
 /**
  * The index's reading of a catalog query: the text split into words and a type-ahead prefix (libs/search),
- * the filters, and the order (relevance when there is text, newest first otherwise). Null when the text
- * has no word at all (only punctuation, say): nothing can match.
+ * the filters (kind, tags, and within a kind a folder: `folder` the items directly in it, `under` those
+ * in it or below), and the order (relevance when there is text, newest first otherwise). Null when the
+ * text has no word at all (only punctuation, say): nothing can match.
  */
 function indexQuery(query: SearchQuery): IndexQuery | null {
   const text = query.q ?? '';
   const { words, prefix } = parseQuery(text);
   const hasQuery = text.trim() !== '';
   if (hasQuery && words.length === 0 && !prefix) return null;
-  return { words, prefix, kind: query.kind, tags: query.tag ?? [], sort: query.sort ?? (hasQuery ? 'relevance' : 'new') };
+  // The contract lets folder and under through only with a kind; the index reads them only with one.
+  const scope = query.kind === undefined ? {} : { folder: query.folder, under: query.under };
+  return { words, prefix, kind: query.kind, ...scope, tags: query.tag ?? [], sort: query.sort ?? (hasQuery ? 'relevance' : 'new') };
 }
 
 /**

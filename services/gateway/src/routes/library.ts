@@ -1,7 +1,7 @@
 import type { Multipart } from '@fastify/multipart';
-import { Facets, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
-import { AppError, badInput, tooLarge, unauthorized } from '@nondivy/errors';
-import { decodeFormFilename, requireAcceptedFilename, type StagedUpload } from '@nondivy/storage';
+import { Facets, FolderList, FolderQuery, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
+import { AppError, badInput, notFound, tooLarge, unauthorized } from '@nondivy/errors';
+import { decodeFormFilename, requireAcceptedFilename, requireAcceptedFolder, type StagedUpload } from '@nondivy/storage';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -17,7 +17,7 @@ export interface LibraryRouteOptions {
 
 /** Room for multipart boundaries and the small text fields around the file. */
 const MULTIPART_OVERHEAD = 256 * 1024;
-const TEXT_FIELDS = new Set(['title', 'kind', 'tags', 'description']);
+const TEXT_FIELDS = new Set(['title', 'kind', 'tags', 'description', 'folder', 'path']);
 
 const IdParams = z.object({ id: ItemId });
 
@@ -48,25 +48,68 @@ async function* fileBytes(file: NodeJS.ReadableStream & { truncated?: boolean })
   if (file.truncated) throw tooLarge('The file is larger than the upload limit');
 }
 
+/** The names of a relative path (`A/B/c.txt`): empty names (leading, trailing, doubled slashes) dropped, NFC. */
+const namesOf = (path: string) => path.normalize('NFC').split('/').filter((n) => n.length > 0);
+
+/**
+ * Where an upload goes: its file name and its folder within the kind, from the name the file part
+ * was sent with and the `folder` and `path` fields, each name meeting the rule every door shares
+ * (libs/storage filenames.ts). Without `path`, the file part's name is the file name. With `path`
+ * (a folder upload's relative path, `Album/CD1/01.flac`), its folders go after `folder` and its last
+ * name is the file name; the file part must be sent under that name, or under the whole path (as a
+ * browser's form submission of a folder does). `sent` is null while the file part has not come.
+ */
+function uploadTarget(sent: string | null, fields: { folder?: string; path?: string }): { filename: string | null; folder: string } {
+  let folder = fields.folder ?? '';
+  let filename: string | null = null;
+  if (fields.path !== undefined) {
+    const names = namesOf(fields.path);
+    const leaf = names.pop();
+    if (leaf === undefined) throw badInput('The path names no file: give the file\'s relative path, as "Album/CD1/01.flac"');
+    if (sent !== null && sent.normalize('NFC') !== leaf && namesOf(sent).join('/') !== [...names, leaf].join('/')) {
+      throw badInput(`The path's last name "${leaf.slice(0, 255)}" is not the name the file was sent with ("${sent.slice(0, 255)}")`);
+    }
+    filename = requireAcceptedFilename(leaf);
+    folder = [folder, ...names].filter((f) => f.length > 0).join('/');
+  } else if (sent !== null) {
+    filename = requireAcceptedFilename(sent);
+  }
+  return { filename, folder: requireAcceptedFolder(folder) };
+}
+
 /**
  * Reads the multipart upload: exactly one `file` part plus optional text fields, in any order. The
  * file streams straight into the library (staged); it becomes an item only once every field is
  * read and valid. Anything else — an unknown part, a second file, a bad field — discards it. The
- * file name meets the rule every door shares (libs/storage filenames.ts) before a byte is stored: a
- * name the library would change is refused (400, `acceptedName` in the problem), as FTP refuses it.
+ * names meet the rule every door shares (see `uploadTarget`) before a byte is stored when the fields
+ * that decide them came first, else once they are read: a name or folder the library would change is
+ * refused (400, `acceptedName` or `acceptedFolder` in the problem), as FTP refuses it.
  */
-async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; mimetype: string; fields: UploadFields }> {
+async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; folder: string; mimetype: string; fields: UploadFields }> {
   let staged: StagedUpload | undefined;
-  let filename = '';
+  let sent: string | null = null;
   let mimetype = '';
   const raw: Record<string, string> = Object.create(null);
+  const parseFields = () => {
+    const parsed = UploadFields.safeParse({ ...raw });
+    if (!parsed.success) {
+      throw badInput('Invalid upload fields', {
+        errors: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+      });
+    }
+    return parsed.data;
+  };
   try {
     for await (const part of req.parts() as AsyncIterable<Multipart>) {
       if (part.type === 'file') {
         if (part.fieldname !== 'file') throw badInput(`Unexpected file part "${part.fieldname.slice(0, 40)}"; send the file as "file"`);
         if (staged) throw badInput('Send exactly one file per upload');
-        filename = requireAcceptedFilename(decodeFormFilename(part.filename));
+        sent = decodeFormFilename(part.filename);
         mimetype = part.mimetype;
+        // What can be checked before the bytes are: everything, unless the name is a path whose
+        // `path` field is still to come (it is then checked once the fields are read).
+        const early = parseFields();
+        if (early.path !== undefined || !/[\\/]/.test(sent)) uploadTarget(sent, early);
         staged = await deps.library.stage(fileBytes(part.file));
       } else {
         if (!TEXT_FIELDS.has(part.fieldname)) throw badInput(`Unknown field "${part.fieldname.slice(0, 40)}"`);
@@ -74,14 +117,10 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
         raw[part.fieldname] = String(part.value);
       }
     }
-    if (!staged) throw badInput('No file part: send the file as the multipart field "file"');
-    const parsed = UploadFields.safeParse({ ...raw });
-    if (!parsed.success) {
-      throw badInput('Invalid upload fields', {
-        errors: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-      });
-    }
-    return { staged, filename, mimetype, fields: parsed.data };
+    if (!staged || sent === null) throw badInput('No file part: send the file as the multipart field "file"');
+    const fields = parseFields();
+    const { filename, folder } = uploadTarget(sent, fields);
+    return { staged, filename: filename!, folder, mimetype, fields };
   } catch (err) {
     await staged?.discard();
     throw uploadError(err, false);
@@ -97,7 +136,8 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     {
       schema: {
         tags: ['library'],
-        summary: 'Upload a file (multipart/form-data: one "file" part plus optional title, kind, tags, description)',
+        summary:
+          'Upload a file (multipart/form-data: one "file" part plus optional title, kind, tags, description, folder, path). folder: where within the kind ("Miles Davis/Kind of Blue"); path: the file\'s relative path in a folder upload ("Album/CD1/01.flac"), whose folders go after folder and whose last name is the file\'s. A refused name or folder is a 400 naming the accepted one (acceptedName, acceptedFolder). The answer carries the item\'s folder and path',
         consumes: ['multipart/form-data'],
         response: { 201: Item },
       },
@@ -112,12 +152,11 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
       },
     },
     async (req, reply) => {
-      const { staged, filename, mimetype, fields } = await receiveUpload(req, deps);
-      const item = await staged.commit({ ...fields, filename, contentType: mimetype }, actorOf(req));
-      // The FTP path, as every later read of the item shows it (a duplicate's name differs from its file name).
-      const name = await library.nameOf(item.id);
-      const answer = name ? { ...item, path: `/library/${item.kind}/${name}` } : item;
-      return reply.code(201).header('location', `/api/v1/library/${item.id}`).send(answer);
+      const { staged, filename, folder, mimetype, fields } = await receiveUpload(req, deps);
+      const { path: _relative, ...described } = fields;
+      // The item carries its FTP path, as every later read of it shows it (a duplicate's name differs from its file name).
+      const item = await staged.commit({ ...described, folder, filename, contentType: mimetype }, actorOf(req));
+      return reply.code(201).header('location', `/api/v1/library/${item.id}`).send(item);
     },
   );
 
@@ -126,13 +165,16 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     {
       schema: {
         tags: ['library'],
-        summary: 'Search and browse: every word of q must match (the last as a prefix), accents and case ignored; filters kind and tag (repeatable); sort relevance (default with q), new (default without), title, size, popular; paged by cursor',
+        summary:
+          'Search and browse: every word of q must match (the last as a prefix), accents and case ignored; filters kind and tag (repeatable), and with kind folder (the items directly in it; empty: the kind\'s root) or under (the items in it and below); sort relevance (default with q), new (default without), title, size, popular; paged by cursor',
         querystring: SearchQuery,
         response: { 200: ItemList },
       },
     },
     async (req) => {
       if (req.query.scope !== 'federated') return deps.catalog.search(req.query);
+      // Folders are this site's own: a linked site's folders of the same name are not the same place.
+      if (req.query.folder !== undefined || req.query.under !== undefined) throw badInput('folder and under filter this site\'s library only: leave out scope=federated');
       // This site's answer and every linked site's first page, each bounded by the federation timeout.
       // Further pages (with a cursor) page through this site's results only.
       if (req.query.cursor) return { ...(await deps.catalog.search({ ...req.query, scope: 'local' })), sites: [] };
@@ -145,6 +187,31 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
     '/library/facets',
     { schema: { tags: ['library'], summary: 'Counts per kind and the top tags, for the same q and filters as a search', querystring: SearchQuery, response: { 200: Facets } } },
     async (req) => deps.catalog.facets(req.query),
+  );
+
+  app.get(
+    '/library/folders',
+    {
+      schema: {
+        tags: ['library'],
+        summary:
+          'The folders directly under one folder of a kind (folder empty or absent: the kind\'s root), by name, each with how many items are in it or below; the folder\'s own count likewise; paged: cursor is the previous page\'s nextCursor (its last name). 404 for a folder that does not exist',
+        querystring: FolderQuery,
+        response: { 200: FolderList },
+      },
+    },
+    async (req) => {
+      const { kind, folder, limit, cursor } = req.query;
+      if (!(await library.folderExists(kind, folder))) throw notFound(`No folder "${folder.slice(0, 200)}" in ${kind}`);
+      const [page, items] = await Promise.all([library.subfolders(kind, folder, cursor ?? null, limit), library.folderItemCount(kind, folder)]);
+      const pathOf = (f: string) => (f === '' ? `/library/${kind}` : `/library/${kind}/${f}`);
+      const folders = page.folders.map(({ name, items: count }) => {
+        const sub = folder === '' ? name : `${folder}/${name}`;
+        return { name, folder: sub, path: pathOf(sub), items: count };
+      });
+      const last = folders[folders.length - 1];
+      return { kind, folder, path: pathOf(folder), items, folders, nextCursor: page.more && last ? last.name : null };
+    },
   );
 
   app.get('/library/:id', { schema: { tags: ['library'], summary: 'One item', params: IdParams, response: { 200: Item } } }, async (req) =>
@@ -167,9 +234,19 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
 
   app.patch(
     '/library/:id',
-    { schema: { tags: ['library'], summary: 'Edit an item (uploader or admin); a new filename meets the same rule as an upload\'s', params: IdParams, body: ItemPatch, response: { 200: Item } } },
+    {
+      schema: {
+        tags: ['library'],
+        summary:
+          'Edit an item (uploader or admin); a new filename meets the same rule as an upload\'s. folder moves the item within its kind (empty: the kind\'s root; folders on the way are made as an upload makes them); where its name is taken, it gets the suffixed path name an upload would (see path in the answer). 409 when a folder on the way is a file\'s name',
+        params: IdParams,
+        body: ItemPatch,
+        response: { 200: Item },
+      },
+    },
     async (req) => {
       if (req.body.filename !== undefined) requireAcceptedFilename(req.body.filename);
+      if (req.body.folder !== undefined) requireAcceptedFolder(req.body.folder);
       return library.update(req.params.id, req.body, actorOf(req));
     },
   );
