@@ -6,126 +6,20 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { dataSocket, ftpClient, RawFtp } from './helpers/ftp.js';
+import { ADMIN, curlFtp, dataSocket, download, files, ftpClient, ftpSite as site, listing, RawFtp, within, type FtpSite as Site, type Item } from './helpers/ftp.js';
 import { passive, portClosed, readAll } from './helpers/ftp-passive.js';
-import { bearer, login, upload } from './helpers/http.js';
-import { startRedis, startS3, tempDir, type TestRedis, type TestS3 } from './helpers/infra.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { bearer, upload } from './helpers/http.js';
+import { tempDir } from './helpers/infra.js';
+import { startServer } from './helpers/server.js';
 
 const MiB = 1024 * 1024;
-const ADMIN = 'admin-password';
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-interface Item {
-  id: string;
-  title: string;
-  kind: string;
-  filename: string;
-  size: number;
-  sha256: string;
-  uploadedBy: string;
-}
-
-function files(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
-}
-
-/** curl as an FTP client; returns its exit status, output and verbose trace. */
-function curlFtp(args: string[], input?: Buffer): { status: number; out: Buffer; trace: string } {
-  const res = spawnSync('curl', ['-sS', '-v', '--max-time', '60', ...args], { input, maxBuffer: 1 << 28 });
-  return { status: res.status ?? -1, out: res.stdout, trace: res.stderr.toString() };
-}
-
-async function within(ms: number, probe: () => Promise<boolean> | boolean): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await Promise.resolve(probe()).catch(() => false)) return Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`condition not met within ${ms} ms`);
-}
-
-/** Collects a basic-ftp download into memory. */
-async function download(client: Awaited<ReturnType<typeof ftpClient>>, path: string, startAt = 0): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk);
-      cb();
-    },
-  });
-  await client.downloadTo(sink, path, startAt);
-  return Buffer.concat(chunks);
-}
-
-/** A stack of one site: Redis, the server (fs or s3 driver), an admin token and a member. */
-async function site(env: Record<string, string> = {}, driver: 'fs' | 's3' = 'fs') {
-  const redis = await startRedis();
-  const s3 = driver === 's3' ? await startS3() : null;
-  const data = tempDir();
-  let server: TestServer;
-  try {
-    server = await startServer({
-      REDIS_URL: redis.url,
-      NONDIVY_DATA_DIR: data.path,
-      NONDIVY_ADMIN_PASSWORD: ADMIN,
-      ...(s3 ? { NONDIVY_BLOB_DRIVER: 's3', S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: s3.bucket } : {}),
-      ...env,
-    });
-  } catch (err) {
-    // Nothing of a site that did not start may outlive the test (it would keep the run alive).
-    await redis.close();
-    await s3?.close();
-    data.cleanup();
-    throw err;
-  }
-  const admin = await login(server.api, 'admin', ADMIN);
-  for (const name of ['alice', 'bob']) {
-    const res = await fetch(`${server.api}/users`, {
-      method: 'POST',
-      headers: { ...bearer(admin), 'content-type': 'application/json' },
-      body: JSON.stringify({ username: name, password: `${name}-password`, role: 'member' }),
-    });
-    assert.equal(res.status, 201);
-  }
-  const items = async (q = ''): Promise<Item[]> => {
-    const res = await fetch(`${server.api}/library?limit=200${q ? `&q=${encodeURIComponent(q)}` : ''}`);
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { items: Item[] }).items;
-  };
-  const restBytes = async (id: string) => {
-    const res = await fetch(`${server.api}/library/${id}/content`);
-    assert.equal(res.status, 200);
-    return Buffer.from(await res.arrayBuffer());
-  };
-  const leftovers = () => ({
-    leases: Number(redis.cli('zcard', 'nd:uploads')),
-    tmp: files(join(data.path, 'blobs', 'tmp')),
-  });
-  return {
-    redis,
-    s3: s3 as TestS3 | null,
-    data,
-    server,
-    admin,
-    items,
-    restBytes,
-    leftovers,
-    close: async () => {
-      await server.stop();
-      await redis.close();
-      await s3?.close();
-      data.cleanup();
-    },
-  };
-}
-type Site = Awaited<ReturnType<typeof site>>;
 
 describe('FTP and HTTP over one library (fs driver)', () => {
   let s: Site;
@@ -309,13 +203,19 @@ describe('FTP and HTTP over one library (fs driver)', () => {
     assert.ok((await s.items('final notes')).some((i) => i.id === item.id), 'still there');
   });
 
-  it('DELE: members delete their own items only, admins any; STOR onto an existing name is refused', async () => {
+  it('DELE: members delete their own items only, admins any; STOR onto one\'s own name replaces it, onto another member\'s is refused', async () => {
     const alice = await ftpClient(s.server.ftpPort, 'alice', 'alice-password');
     const bob = await RawFtp.open(s.server.ftpPort);
     try {
       await alice.uploadFrom(Readable.from([Buffer.from('mine')]), '/library/other/alices.bin');
-      await assert.rejects(alice.uploadFrom(Readable.from([Buffer.from('again')]), '/library/other/alices.bin'), /553/);
+      const first = (await s.items('alices')).find((i) => i.filename === 'alices.bin')!;
+      const again = await alice.uploadFrom(Readable.from([Buffer.from('again')]), '/library/other/alices.bin');
+      assert.match(again.message, /replaced/);
+      const replaced = (await s.items('alices')).filter((i) => i.filename === 'alices.bin');
+      assert.deepEqual(replaced.map((i) => [i.id, i.size]), [[first.id, 5]], 'the same item, new bytes');
       assert.equal((await bob.login('bob', 'bob-password'))?.code, 230);
+      await bob.epsv();
+      assert.equal((await bob.send('STOR /library/other/alices.bin'))?.code, 553, 'another member\'s name');
       assert.equal((await bob.send('DELE /library/other/alices.bin'))?.code, 550);
       await alice.remove('/library/other/alices.bin');
       assert.ok(!(await s.items('alices')).some((i) => i.filename === 'alices.bin'));
@@ -911,16 +811,6 @@ describe('FTP modification times (MFMT, SITE UTIME) and /upload/ as the member\'
   });
   after(async () => s?.close());
 
-  /** A listing (LIST or MLSD) of `path` over a raw session, or the refusal's code. */
-  async function listing(c: RawFtp, directive: 'LIST' | 'MLSD', path: string): Promise<string> {
-    const port = await c.epsv();
-    const data = await dataSocket(port);
-    const opened = await c.send(`${directive} ${path}`);
-    assert.equal(opened?.code, 150, opened?.text);
-    const text = (await readAll(data)).toString();
-    assert.equal((await c.next())?.code, 226);
-    return text;
-  }
   const itemNamed = async (filename: string) => (await s.items()).find((i) => i.filename === filename) as (Item & { modifiedAt: string | null; createdAt: string; updatedAt: string; path: string }) | undefined;
 
   it('MFMT and both SITE UTIME forms set the time MDTM, MLSD and REST show; strict validation; owner or admin only; SITE CHMOD is accepted', async () => {

@@ -447,7 +447,7 @@ export class FtpSession {
     const place = await this.place(this.resolve(arg));
     const name = place.path === '/' ? '/' : place.path.slice(place.path.lastIndexOf('/') + 1);
     let entry: Entry;
-    if (place.is === 'fixed') entry = folderEntry(name, this.folderPerm(place.at.type === 'upload' ? 'upload' : place.at.type));
+    if (place.is === 'fixed') entry = folderEntry(name, this.folderPerm(place.at.type));
     else if (place.is === 'folder') {
       entry = folderEntry(name, place.folder === '' ? this.folderPerm('kind') : this.folderPerm('sub', await this.ctx.library.folderItemCount(place.kind, place.folder)));
     } else if (place.is === 'file') entry = this.fileEntry(place.name, place.item);
