@@ -78,6 +78,9 @@ const gatewayVars = {
   NONDIVY_HTTP_PORT: port.default(8080),
   NONDIVY_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   NONDIVY_GUEST_UPLOAD: flag.default(false),
+  NONDIVY_UPLOAD_EXPIRY_SECONDS: positiveInt.default(24 * 3600),
+  NONDIVY_UPLOAD_MAX_UNFINISHED: positiveInt.default(100),
+  NONDIVY_UPLOAD_MAX_UNFINISHED_BYTES: byteSize.default(64 * 1024 ** 3).refine((n) => n > 0, 'must be positive'),
   NONDIVY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   NONDIVY_SESSION_TTL_HOURS: positiveInt.default(24 * 30),
   NONDIVY_CATALOG_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8081'),
@@ -155,10 +158,21 @@ export interface GatewayConfig {
   blobs: BlobConfig;
   http: { host: string; port: number; publicUrl?: string; limits: HttpClientLimits };
   library: { maxUploadBytes: number; guestUpload: boolean; uploadLeaseSeconds: number };
+  uploads: ResumableUploadLimits;
   auth: { adminPassword?: string; sessionTtlSeconds: number; maxLoginFailures: number; lockSeconds: number };
   catalogUrl: string;
   sharing: SharingConfig & { guestSharing: boolean; relayWaitMs: number; offers: OfferLimits };
   federation: { timeoutMs: number; inviteTtlMs: number; clockSkewMs: number };
+}
+
+/** Resumable (tus) uploads: how long an unfinished one lives, and how many one user may have. */
+export interface ResumableUploadLimits {
+  /** An unfinished upload that receives no bytes for this long is swept with its staged bytes. */
+  expirySeconds: number;
+  /** Unfinished uploads one user (or all guests together) may have; the next is refused (429). */
+  maxUnfinished: number;
+  /** Total announced length of one user's unfinished uploads; past it, a new one is refused (413). */
+  maxUnfinishedBytes: number;
 }
 
 /** How long the gateway waits for slow clients, and how many connections one address may hold. */
@@ -278,6 +292,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       },
     },
     library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, guestUpload: e.NONDIVY_GUEST_UPLOAD, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
+    uploads: {
+      expirySeconds: e.NONDIVY_UPLOAD_EXPIRY_SECONDS,
+      maxUnfinished: e.NONDIVY_UPLOAD_MAX_UNFINISHED,
+      maxUnfinishedBytes: e.NONDIVY_UPLOAD_MAX_UNFINISHED_BYTES,
+    },
     auth: {
       adminPassword: e.NONDIVY_ADMIN_PASSWORD,
       sessionTtlSeconds: e.NONDIVY_SESSION_TTL_HOURS * 3600,

@@ -8,3 +8,4 @@ export * from './federation.js';
 
 /** The version announced on the LAN and to linked sites. */
 export const NONDIVY_VERSION = '0.1.0';
+export * from './uploads.js';

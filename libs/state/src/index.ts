@@ -10,3 +10,4 @@ export { RedisUserStore, RedisSessionStore, RedisLoginThrottle, type StoredUser 
 export type { Redis } from 'ioredis';
 export { RedisDeviceStore, RedisTransferStore, TransferStateError, type StoredDevice } from './device-store.js';
 export { RedisFederationStore, type StoredLink } from './federation-store.js';
+export { RedisUploadStore } from './upload-store.js';

@@ -22,6 +22,24 @@ export const keys = {
   uploads: `${PREFIX}uploads`,
   /** Hash: lease id → JSON cleanup token of the blob store, so an expired upload can be discarded. */
   uploadTokens: `${PREFIX}uploads:tokens`,
+  /**
+   * Hash: one resumable (tus) upload: owner, length, offset, metadata, input (JSON), hash (saved
+   * SHA-256 state, base64), token (the blob store's staging token), created, expires (ms), and once
+   * finished `result` (JSON {itemId, path}), when the record lingers with a TTL.
+   */
+  resumable: (id: string) => `${PREFIX}resumable:${id}`,
+  /** List: the durable pieces of a resumable upload's staging area (s3: part ETags, part n at n - 1). */
+  resumableParts: (id: string) => `${PREFIX}resumable:${id}:parts`,
+  /** String with a TTL: the holder of a resumable upload's write lock. */
+  resumableLock: (id: string) => `${PREFIX}resumable:${id}:lock`,
+  /** String with a TTL: another request waits for the lock (its holder yields when its client is quiet). */
+  resumableWanted: (id: string) => `${PREFIX}resumable:${id}:wanted`,
+  /** Sorted set: unfinished resumable upload ids scored by when they expire (ms); the sweeper reads it. */
+  resumableExpiring: `${PREFIX}resumable:expiring`,
+  /** Sorted set: one owner's unfinished resumable upload ids scored by their length (the caps). */
+  resumableByOwner: (owner: string) => `${PREFIX}resumable:by:${owner}`,
+  /** Prefix of every resumable upload key (tests check that none is left). */
+  resumablePrefix: `${PREFIX}resumable:`,
   /** Sorted set: blob objects no longer referenced, scored by when they may be deleted (ms). */
   blobTrash: `${PREFIX}blobs:trash`,
   /** Stream: library change events (item.created / item.updated / item.deleted). */

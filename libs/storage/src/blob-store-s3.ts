@@ -4,7 +4,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import type { Client } from 'minio';
 import { AppError, notFound, unavailable } from '@nondivy/errors';
-import type { BeginOptions, BlobStore, BlobWriter, ByteRange } from './blob-store.js';
+import type { BeginOptions, BlobStore, BlobWriter, ByteRange, StagingState, StagingWriter } from './blob-store.js';
 
 export interface S3Options {
   endpoint: string;
@@ -168,6 +168,108 @@ class S3BlobWriter implements BlobWriter {
   }
 }
 
+/** S3's limit on the parts of one multipart upload. */
+const MAX_PARTS = 10_000;
+const MIB = 1024 * 1024;
+
+interface S3StagingToken {
+  key: string;
+  /** Bytes per part (all but the last), fixed when the upload is created. */
+  partSize: number;
+  uploadId?: string;
+}
+
+/** The object holding the bytes of a part not yet full when a request ended (see `S3StagingWriter`). */
+const tailKey = (key: string) => `${key}.tail`;
+
+/**
+ * One request's appender to a staged multipart upload. Bytes gather in one part buffer (the only
+ * memory it holds); a full buffer goes out as the next part, at once. S3 parts (but the last) must
+ * be at least 5 MiB, so when a request ends mid-part (`sync`), the partial part is stored as a small
+ * "tail" object, prefixed with the part number it belongs to, and read back into the buffer by the
+ * next `openStaging`. Only one tail exists per upload: a newer one either continues the same part
+ * (the same bytes, more of them) or follows a part that was recorded first, so the tail in the
+ * bucket always serves the recorded offset.
+ */
+class S3StagingWriter implements StagingWriter {
+  private sent: string[] = [];
+  private closed = false;
+  private buffer: Buffer | null = null;
+  private filled = 0;
+
+  constructor(
+    private readonly store: S3BlobStore,
+    private readonly state: S3StagingToken,
+    private nextPart: number,
+    tail: Buffer | null,
+  ) {
+    if (tail && tail.length > 0) {
+      this.buffer = Buffer.allocUnsafeSlow(state.partSize);
+      this.filled = tail.copy(this.buffer);
+    }
+  }
+
+  get unit(): number {
+    return this.state.partSize;
+  }
+
+  get token(): string {
+    return JSON.stringify(this.state);
+  }
+
+  private async sendPart(): Promise<void> {
+    const body = this.buffer!.subarray(0, this.filled);
+    const part = this.nextPart;
+    const res = await s3Call(() =>
+      this.store.client.uploadPart({ bucketName: this.store.bucket, objectName: this.state.key, uploadID: this.state.uploadId!, partNumber: part, headers: {} }, body),
+    );
+    this.nextPart++;
+    this.filled = 0;
+    this.sent.push(res.etag);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.closed) throw new Error('write after close');
+    let offset = 0;
+    while (offset < chunk.length) {
+      this.buffer ??= Buffer.allocUnsafeSlow(this.state.partSize);
+      const n = chunk.copy(this.buffer, this.filled, offset);
+      this.filled += n;
+      offset += n;
+      if (this.filled === this.buffer.length) await this.sendPart();
+    }
+  }
+
+  /** Durable: full parts are already sent; a partial one becomes the last part (`final`) or the tail. */
+  async sync(final = false): Promise<string[]> {
+    if (this.filled > 0) {
+      if (final) {
+        await this.sendPart();
+      } else {
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(this.nextPart);
+        const body = Buffer.concat([header, this.buffer!.subarray(0, this.filled)]);
+        await s3Call(() => this.store.client.putObject(this.store.bucket, tailKey(this.state.key), body, body.length));
+      }
+    }
+    const out = this.sent;
+    this.sent = [];
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.sent = [];
+    this.buffer = null;
+  }
+}
+
+const parseStagingToken = (token: string): S3StagingToken => {
+  const t = JSON.parse(token) as S3StagingToken;
+  if (!KEY_PATTERN.test(t.key ?? '') || !Number.isSafeInteger(t.partSize) || t.partSize < 5 * MIB) throw notFound('No such staging area');
+  return t;
+};
+
 /**
  * Blobs in an S3 bucket (MinIO or any S3 API) through the `minio` client, under `blobs/<2 hex>/<uuid>`.
  * Writes are driven here, not by `putObject` on a stream: small blobs are one PUT, larger ones a
@@ -279,6 +381,70 @@ export class S3BlobStore implements BlobStore {
       }
     }
     await this.remove(t.key);
+  }
+
+  /** A fresh key and a part size that fits `length` in S3's 10 000 parts (whole MiB, at least `partSize`). */
+  newStaging(length: number): string {
+    const id = randomUUID();
+    const partSize = Math.max(this.partSize, Math.ceil(length / MAX_PARTS / MIB) * MIB);
+    return JSON.stringify({ key: `blobs/${id.slice(0, 2)}/${id}`, partSize } satisfies S3StagingToken);
+  }
+
+  /**
+   * Continues the multipart upload after its recorded parts (starting it on the first call). The
+   * offset must be where those parts end: only whole parts are ever recorded, so bytes of a part cut
+   * short by a dropped request were never recorded, and the part is simply sent again.
+   */
+  async openStaging(state: StagingState, offset: number): Promise<StagingWriter> {
+    const t = parseStagingToken(state.token);
+    const tailLength = offset - state.pieces.length * t.partSize;
+    if (tailLength < 0 || tailLength >= t.partSize) throw notFound('The staged parts of this upload do not match its offset');
+    if (!t.uploadId) {
+      if (offset !== 0) throw notFound('The staged parts of this upload are gone');
+      t.uploadId = await s3Call(() => this.client.initiateNewMultipartUpload(this.bucket, t.key, {}));
+    }
+    let tail: Buffer | null = null;
+    if (tailLength > 0) {
+      const stream = await s3Call(() => this.client.getObject(this.bucket, tailKey(t.key)));
+      const chunks: Buffer[] = [];
+      let size = 0;
+      // Read no further than needed: at most one part.
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= tailLength + 4) break;
+      }
+      stream.destroy();
+      const all = Buffer.concat(chunks);
+      if (all.length < tailLength + 4 || all.readUInt32BE(0) !== state.pieces.length + 1) throw notFound('The staged bytes of this upload are gone');
+      tail = all.subarray(4, 4 + tailLength);
+    }
+    return new S3StagingWriter(this, t, state.pieces.length + 1, tail);
+  }
+
+  sealTarget(state: StagingState): { key: string; token: string } {
+    const { key } = parseStagingToken(state.token);
+    return { key, token: JSON.stringify({ key } satisfies S3Token) };
+  }
+
+  /** Completes the multipart upload from the recorded parts (an empty upload is one empty PUT). */
+  async sealStaging(state: StagingState, size: number): Promise<void> {
+    const t = parseStagingToken(state.token);
+    if (state.pieces.length === 0) {
+      if (size !== 0) throw notFound('The staged parts of this upload are gone');
+      await s3Call(() => this.client.putObject(this.bucket, t.key, Buffer.alloc(0), 0));
+      return;
+    }
+    if (!t.uploadId) throw notFound('The staged parts of this upload are gone');
+    const etags = state.pieces.map((etag, i) => ({ part: i + 1, etag }));
+    await s3Call(() => this.client.completeMultipartUpload(this.bucket, t.key, t.uploadId!, etags));
+    await s3Call(() => this.client.removeObject(this.bucket, tailKey(t.key)), this.timeoutMs).catch(() => undefined);
+  }
+
+  async discardStaging(state: StagingState): Promise<void> {
+    const t = parseStagingToken(state.token);
+    await s3Call(() => this.client.removeObject(this.bucket, tailKey(t.key)), this.timeoutMs);
+    await this.discard(JSON.stringify({ key: t.key, uploadId: t.uploadId } satisfies S3Token));
   }
 
   async close(): Promise<void> {

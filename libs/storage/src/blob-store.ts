@@ -31,7 +31,7 @@ export interface BeginOptions {
  * A store of immutable blobs under opaque keys: the bottom layer of the single storage abstraction.
  * Drivers classify their own failures into AppErrors (`not_found`, `unavailable`) at this boundary.
  */
-export interface BlobStore {
+export interface BlobStore extends ResumableStaging {
   readonly driver: 'fs' | 's3';
   /** Prepares the store (folders, bucket). Safe to call repeatedly. */
   init(): Promise<void>;
@@ -49,6 +49,62 @@ export interface BlobStore {
   discard(token: string): Promise<void>;
   /** Releases connections. */
   close(): Promise<void>;
+}
+
+/**
+ * Where a resumable staging area stands, as recorded between requests (in Redis): the driver's
+ * token (JSON: what and where) and the pieces it reported as durable so far, in order (s3: the
+ * ETags of the parts, part n being `pieces[n - 1]`; fs: none). Kept apart from the token so that a
+ * checkpoint adds one piece instead of rewriting a list that grows with the upload.
+ */
+export interface StagingState {
+  token: string;
+  pieces: string[];
+}
+
+/**
+ * Appends to a staging area from a known durable offset (one request's worth of a resumable upload).
+ * Bytes are durable only once `sync` resolves; what was written after the last `sync` may be lost
+ * when the process dies, and the next `openStaging` sets the area back to the recorded offset.
+ */
+export interface StagingWriter {
+  /**
+   * Where syncing is cheapest: at multiples of this many bytes from the start (s3: part boundaries,
+   * where nothing but the part is sent); 0: anywhere (fs). Writes may be of any size either way.
+   */
+  readonly unit: number;
+  /** The token to record from now on (s3: the multipart upload's id, once started). */
+  readonly token: string;
+  write(chunk: Buffer): Promise<void>;
+  /**
+   * Makes everything written durable; returns the pieces that became durable since the last call.
+   * `final`: the upload's last bytes are written (s3 sends a partial part as the last part).
+   */
+  sync(final?: boolean): Promise<string[]>;
+  /** Releases the writer (file handle, buffers); unsynced bytes are dropped. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The resumable staging area of a blob store: bytes of one upload appended across requests, processes
+ * and restarts, then sealed into a blob under a key of its own (never visible before). Both drivers
+ * have it: fs as one file under `staging/`, s3 as a multipart upload whose part list lives with the
+ * caller (S3 servers such as s3rver cannot list it).
+ */
+export interface ResumableStaging {
+  /** A new staging area for an upload of `length` bytes; does no I/O, so its token can be recorded first. */
+  newStaging(length: number): string;
+  /**
+   * Opens the area to append at `offset`, the durable offset recorded with `state`: bytes past it
+   * (written but never recorded) are dropped. `not_found` when the staged bytes are gone.
+   */
+  openStaging(state: StagingState, offset: number): Promise<StagingWriter>;
+  /** The key the sealed blob will have, and the `BlobStore.discard` token that removes it. Pure. */
+  sealTarget(state: StagingState): { key: string; token: string };
+  /** Makes the staged `size` bytes the blob `sealTarget(state).key`. */
+  sealStaging(state: StagingState, size: number): Promise<void>;
+  /** Removes the staging area and its bytes. Idempotent. */
+  discardStaging(state: StagingState): Promise<void>;
 }
 
 /**

@@ -1,4 +1,4 @@
-export { canOpenFiles, type BlobStore, type BlobWriter, type ByteRange, type BeginOptions, type FileBlobStore } from './blob-store.js';
+export { canOpenFiles, type BlobStore, type BlobWriter, type ByteRange, type BeginOptions, type FileBlobStore, type ResumableStaging, type StagingState, type StagingWriter } from './blob-store.js';
 export { FsBlobStore, READ_CHUNK_BYTES } from './blob-store-fs.js';
 export { S3BlobStore, s3Error, type S3Options } from './blob-store-s3.js';
 export { acceptedFilename, decodeFormFilename, requireAcceptedFilename, requireAcceptedFolder, safeFilename, titleFromFilename, truncateUtf8 } from './filenames.js';
@@ -18,3 +18,14 @@ export {
 export { createBlobStore } from './create.js';
 export { type ItemBody } from './item-body.js';
 export { SEND_CHUNK_BYTES, whenDrained, type ByteSink } from './pump-file.js';
+export {
+  ResumableUploads,
+  UploadLockedError,
+  newUploadId,
+  type AppendResult,
+  type ResumableCheckpoint,
+  type ResumableOptions,
+  type ResumableRecord,
+  type ResumableResult,
+  type ResumableUploadStore,
+} from './resumable.js';

@@ -290,6 +290,39 @@ export class Library {
     throw new AppError('unavailable', 'The item changed too often while its content was replaced; please retry');
   }
 
+  /**
+   * Commits bytes staged and hashed elsewhere (a resumable upload, see resumable.ts) as a new item,
+   * through the same commit as `stage` (events, dedupe, index). The sealed blob is covered by an
+   * upload lease before `seal` makes it exist, so if this process dies between the two steps the
+   * sweeper removes it; on any other failure it is removed here.
+   */
+  async commitSealed(sealed: { key: string; token: string; sha256: string; size: number; seal: () => Promise<void> }, input: NewItemInput, actor: Actor | null): Promise<Item> {
+    if (sealed.size > this.maxUploadBytes) throw tooLarge(`The file is larger than the limit of ${this.maxUploadBytes} bytes`);
+    const leaseId = randomBytes(12).toString('base64url');
+    await this.state.beginUpload(leaseId, sealed.token, this.leaseMs);
+    const renew = setInterval(() => {
+      this.state.renewUpload(leaseId, this.leaseMs).catch((err) => this.log.warn({ err, leaseId }, 'could not renew upload lease'));
+    }, Math.max(250, Math.floor(this.leaseMs / 3)));
+    renew.unref();
+    try {
+      await sealed.seal();
+      return await this.commit(leaseId, sealed.key, sealed.sha256, sealed.size, input, actor);
+    } catch (err) {
+      // Unknown outcome (Redis went away mid-commit): the lease decides, as in `stage`.
+      if (!(err instanceof AppError && err.kind === 'unavailable')) {
+        try {
+          await this.blobs.discard(sealed.token);
+          await this.state.endUpload(leaseId);
+        } catch (e) {
+          this.log.warn({ err: e, leaseId }, 'upload cleanup deferred to the sweeper');
+        }
+      }
+      throw err;
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
   /** Stages and commits in one go (for front doors that know the metadata before the bytes). */
   async ingest(source: AsyncIterable<Buffer> | Readable, input: NewItemInput, actor: Actor | null, options: { maxBytes?: number } = {}): Promise<Item> {
     const staged = await this.stage(source, options);

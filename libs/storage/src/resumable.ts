@@ -1,0 +1,438 @@
+import { randomBytes } from 'node:crypto';
+import { createSHA256, type IHasher } from 'hash-wasm';
+import type { Item, StoredUpload, UploadResult } from '@nondivy/contracts';
+import { AppError, badInput, conflict, notFound, tooLarge } from '@nondivy/errors';
+import type { Logger } from '@nondivy/log';
+import type { BlobStore, StagingState, StagingWriter } from './blob-store.js';
+import type { Actor, Library, NewItemInput } from './library.js';
+
+/** What a finished resumable upload became (see `StoredUpload` in libs/contracts). */
+export type ResumableResult = UploadResult;
+
+/** One resumable upload as recorded between requests. */
+export type ResumableRecord = StoredUpload;
+
+/** A durable checkpoint of an upload: recorded after its bytes are synced. */
+export interface ResumableCheckpoint {
+  /** The offset the record must still have (fencing: a request that lost its lock changes nothing). */
+  from: number;
+  offset: number;
+  hashState: string;
+  token: string;
+  /** Pieces that became durable since `from` (appended to the recorded list). */
+  pieces: string[];
+  expiresAt: number;
+}
+
+/**
+ * The state of resumable uploads, implemented over Redis by `RedisUploadStore` in libs/state, so that
+ * any gateway process can continue any upload. Each method is one atomic step.
+ */
+export interface ResumableUploadStore {
+  /** Creates the record unless its owner is at a cap: then nothing is written and the cap is named. */
+  create(record: ResumableRecord, limits: { maxCount: number; maxBytes: number }): Promise<'created' | 'count' | 'bytes'>;
+  get(id: string): Promise<ResumableRecord | null>;
+  /** False (nothing written) when the upload is gone, finished or not at `from`. */
+  checkpoint(id: string, checkpoint: ResumableCheckpoint): Promise<boolean>;
+  /** Marks the upload finished: off its owner's caps and the expiry schedule; the record stays `keepMs`. */
+  finish(id: string, result: ResumableResult, keepMs: number): Promise<void>;
+  /** Deletes the upload's record and its entries; what was removed, or null when absent. */
+  remove(id: string): Promise<ResumableRecord | null>;
+  /** Takes the upload's write lock (across processes) for `ttlMs`; false when held. */
+  lock(id: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Extends the lock; `wanted` when another request asked for it meanwhile; `lost` when no longer held. */
+  renewLock(id: string, holder: string, ttlMs: number): Promise<'held' | 'wanted' | 'lost'>;
+  /** Tells the holder that another request waits for the lock. */
+  wantLock(id: string): Promise<void>;
+  unlock(id: string, holder: string): Promise<void>;
+  /** Ids of unfinished uploads whose expiry is before `now`. */
+  expired(now: number, limit?: number): Promise<string[]>;
+}
+
+export interface ResumableOptions {
+  library: Library;
+  store: ResumableUploadStore;
+  log: Logger;
+  /** An unfinished upload silent for this long is swept (and its bytes removed). */
+  expiryMs: number;
+  /** Unfinished uploads one owner may have. */
+  maxUnfinished: number;
+  /** Total announced bytes of one owner's unfinished uploads. */
+  maxUnfinishedBytes: number;
+  /** How long a finished upload still answers HEAD (default: an hour, at most the expiry). */
+  finishedKeepMs?: number;
+  /** The write lock's time to live; renewed every third of it while bytes flow. */
+  lockMs?: number;
+  /** fs: bytes between two checkpoints within one request (s3 checkpoints at every part). */
+  checkpointBytes?: number;
+}
+
+/** Another request of this upload holds its write lock: answered 423, which tus clients retry. */
+export class UploadLockedError extends AppError {
+  constructor() {
+    super('conflict', 'Another request is writing to this upload; retry in a moment', { retryAfter: 1 });
+    this.name = 'UploadLockedError';
+  }
+}
+
+/** What a request's bytes did to an upload. */
+export interface AppendResult {
+  offset: number;
+  expiresAt: number;
+  finished?: ResumableResult;
+}
+
+/** A new upload id: 22 url-safe characters, 128 bits. */
+export const newUploadId = () => randomBytes(16).toString('base64url');
+
+/** The guest's name as an owner (a reserved username, so no account has it). */
+const GUEST = 'guest';
+const ownerOf = (actor: Actor | null) => actor?.username ?? GUEST;
+
+/** A body chunk crossing the upload's end: the request is refused, nothing of it past the length is kept. */
+class OverflowError extends Error {}
+
+/** A holder stops when asked for its lock after this long without bytes (its client is probably gone). */
+const IDLE_YIELD_MS = 2000;
+
+/**
+ * Resumable uploads (the tus protocol's core, in protocol-free terms): an upload of a known length
+ * is created, its bytes arrive over any number of requests, each continuing at the durable offset,
+ * from any gateway process, and the item is committed through the Library (same events, dedupe and
+ * index as every upload) once the last byte is in.
+ *
+ * Bytes go to the blob store's staging area (fs: one file; s3: multipart parts) and through a
+ * SHA-256 whose state (hash-wasm's `save`) is recorded in Redis with the offset at every durable
+ * checkpoint, so no byte is read twice, even after a restart. A request holds the upload's write lock
+ * (SET NX PX, renewed while it runs); a second request gets `UploadLockedError`, and a holder whose
+ * client went quiet yields to it within seconds. Memory per request: one s3 part, or the fs writer's
+ * small buffers.
+ */
+export class ResumableUploads {
+  readonly expiryMs: number;
+  private readonly library: Library;
+  private readonly blobs: BlobStore;
+  private readonly store: ResumableUploadStore;
+  private readonly log: Logger;
+  private readonly maxUnfinished: number;
+  private readonly maxUnfinishedBytes: number;
+  private readonly finishedKeepMs: number;
+  private readonly lockMs: number;
+  private readonly checkpointBytes: number;
+  /** Requests writing now, stopped (checkpointed, lock released) when the process shuts down. */
+  private readonly active = new Set<(reason: Error) => void>();
+
+  constructor(options: ResumableOptions) {
+    this.library = options.library;
+    this.blobs = options.library.blobs;
+    this.store = options.store;
+    this.log = options.log;
+    this.expiryMs = options.expiryMs;
+    this.maxUnfinished = options.maxUnfinished;
+    this.maxUnfinishedBytes = options.maxUnfinishedBytes;
+    this.finishedKeepMs = options.finishedKeepMs ?? Math.min(options.expiryMs, 3600_000);
+    this.lockMs = options.lockMs ?? 8000;
+    this.checkpointBytes = options.checkpointBytes ?? 16 * 1024 * 1024;
+  }
+
+  get maxUploadBytes(): number {
+    return this.library.maxUploadBytes;
+  }
+
+  /**
+   * Creates an upload of `length` bytes for `actor` with its validated item fields (`input`) and the
+   * metadata as sent. Refuses lengths over the upload limit (413) and owners at a cap: 429 at
+   * `maxUnfinished` uploads, 413 past `maxUnfinishedBytes`. An empty upload is finished at once.
+   */
+  async create(options: { length: number; metadata: string; input: NewItemInput; actor: Actor | null }): Promise<ResumableRecord> {
+    const { length, actor } = options;
+    if (!Number.isSafeInteger(length) || length < 0) throw badInput('Upload-Length must be a whole number of bytes');
+    if (length > this.maxUploadBytes) throw tooLarge(`The file is larger than the limit of ${this.maxUploadBytes} bytes`);
+    const now = Date.now();
+    const record: ResumableRecord = {
+      id: newUploadId(),
+      owner: ownerOf(actor),
+      length,
+      offset: 0,
+      metadata: options.metadata,
+      input: options.input,
+      hashState: '',
+      staging: { token: this.blobs.newStaging(length), pieces: [] },
+      createdAt: now,
+      expiresAt: now + this.expiryMs,
+    };
+    const created = await this.store.create(record, { maxCount: this.maxUnfinished, maxBytes: this.maxUnfinishedBytes });
+    if (created === 'count') {
+      throw new AppError('rate_limited', `You have ${this.maxUnfinished} unfinished uploads, the most allowed: finish or delete one (DELETE its URL), or wait until they expire`);
+    }
+    if (created === 'bytes') {
+      throw tooLarge(`This upload would bring your unfinished uploads over ${this.maxUnfinishedBytes} bytes, the most allowed: finish or delete some first`);
+    }
+    this.log.info({ upload: record.id, length, by: record.owner }, 'resumable upload created');
+    if (length === 0) {
+      const { finished } = await this.append(record.id, actor, 0, (async function* () {})());
+      return { ...record, finished };
+    }
+    return record;
+  }
+
+  /** The upload as `actor` may see it: `not_found` for anyone but its creator, and once expired. */
+  async get(id: string, actor: Actor | null): Promise<ResumableRecord> {
+    const record = await this.store.get(id);
+    if (!record || record.owner !== ownerOf(actor) || (!record.finished && record.expiresAt <= Date.now())) throw notFound('No such upload');
+    return record;
+  }
+
+  /**
+   * Appends `body` at `offset`, which must be the upload's durable offset (409 otherwise), and
+   * returns the new durable offset, with the item once the last byte is in. A body that ends early
+   * (its client went away) keeps what arrived (fs: every byte; s3: all but nothing, see the staging
+   * writer); a body longer than the rest of the upload is refused (400) and nothing past the length
+   * is written. `contentLength`, when known, is checked before a byte is read.
+   */
+  async append(id: string, actor: Actor | null, offset: number, body: AsyncIterable<Buffer>, options: { contentLength?: number; stop?: (reason: Error) => void } = {}): Promise<AppendResult> {
+    let record = await this.get(id, actor);
+    if (record.finished) {
+      if (offset === record.length && options.contentLength === undefined) return { offset: record.length, expiresAt: record.expiresAt, finished: record.finished };
+      throw conflict('This upload is complete');
+    }
+    if (offset !== record.offset) throw conflict(`Upload-Offset ${offset} is not the upload's offset (${record.offset}): ask for it with HEAD`);
+    const rest = record.length - record.offset;
+    if (options.contentLength !== undefined && options.contentLength > rest) {
+      throw badInput(`The body (${options.contentLength} bytes) is longer than the rest of the upload (${rest} bytes)`);
+    }
+    const holder = randomBytes(12).toString('base64url');
+    if (!(await this.store.lock(id, holder, this.lockMs))) {
+      await this.store.wantLock(id);
+      throw new UploadLockedError();
+    }
+    try {
+      // Read again under the lock: the request that held it may have moved the offset.
+      record = await this.get(id, actor);
+      if (record.finished) throw conflict('This upload is complete');
+      if (offset !== record.offset) throw conflict(`Upload-Offset ${offset} is not the upload's offset (${record.offset}): ask for it with HEAD`);
+      return await this.write(record, actor, holder, body, options.stop);
+    } finally {
+      await this.store.unlock(id, holder).catch((err) => this.log.warn({ err, upload: id }, 'could not release an upload lock; it expires by itself'));
+    }
+  }
+
+  private async openWriter(record: ResumableRecord): Promise<StagingWriter> {
+    try {
+      return await this.blobs.openStaging(record.staging, record.offset);
+    } catch (err) {
+      if (err instanceof AppError && err.kind === 'not_found') {
+        // The staged bytes are lost (a data folder restored from a backup, a bucket emptied): this
+        // upload cannot continue. Say so once and forget it.
+        this.log.warn({ upload: record.id, offset: record.offset }, 'resumable upload lost its staged bytes');
+        await this.forget(record.id);
+        throw notFound('The bytes of this upload are gone: start it again');
+      }
+      throw err;
+    }
+  }
+
+  private async write(record: ResumableRecord, actor: Actor | null, holder: string, body: AsyncIterable<Buffer>, stopBody?: (reason: Error) => void): Promise<AppendResult> {
+    const { id, length } = record;
+    const hasher: IHasher = await createSHA256();
+    if (record.hashState) hasher.load(Buffer.from(record.hashState, 'base64'));
+    else hasher.init();
+    const writer = await this.openWriter(record);
+    let durable = record.offset;
+    let expiresAt = record.expiresAt;
+    const pieces = [...record.staging.pieces];
+    let token = record.staging.token;
+    let position = record.offset;
+    let lastByteAt = Date.now();
+    let stopped: Error | null = null;
+
+    const stop = (reason: Error) => {
+      if (stopped) return;
+      stopped = reason;
+      stopBody?.(reason);
+    };
+    this.active.add(stop);
+    const renew = setInterval(() => {
+      this.store.renewLock(id, holder, this.lockMs).then(
+        (state) => {
+          if (state === 'lost') stop(new Error('the upload lock was lost'));
+          else if (state === 'wanted' && Date.now() - lastByteAt > IDLE_YIELD_MS) stop(new Error('another request took over this upload'));
+        },
+        (err) => this.log.warn({ err, upload: id }, 'could not renew an upload lock'),
+      );
+    }, Math.max(200, Math.floor(this.lockMs / 4)));
+    renew.unref();
+
+    const checkpoint = async () => {
+      const added = await writer.sync();
+      pieces.push(...added);
+      const next = Date.now() + this.expiryMs;
+      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState: Buffer.from(hasher.save()).toString('base64'), token: writer.token, pieces: added, expiresAt: next });
+      if (!ok) throw conflict('This upload changed or ended meanwhile');
+      durable = position;
+      expiresAt = next;
+      token = writer.token;
+    };
+
+    const unit = writer.unit;
+    const nextStop = (from: number) => (unit > 0 ? (Math.floor(from / unit) + 1) * unit : from + this.checkpointBytes);
+    let checkpointAt = nextStop(position);
+    let failure: unknown = null;
+    try {
+      if (writer.token !== token) {
+        // The store started its staging (s3: the multipart upload's id): record it before any part.
+        if (!(await this.store.checkpoint(id, { from: durable, offset: durable, hashState: record.hashState, token: writer.token, pieces: [], expiresAt }))) {
+          throw conflict('This upload changed or ended meanwhile');
+        }
+        token = writer.token;
+      }
+      // Read errors (a client that went away, or was cut off) end the body and keep what came;
+      // write errors (the store) fail the request.
+      const source = body[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await source.next();
+        } catch (err) {
+          failure = err;
+          break;
+        }
+        if (next.done) break;
+        if (stopped) {
+          await source.return?.();
+          break;
+        }
+        lastByteAt = Date.now();
+        let chunk = next.value;
+        // Left unread (not destroyed), so that the refusal can still be answered.
+        if (position + chunk.length > length) throw new OverflowError();
+        // Cut at checkpoint boundaries: s3 syncs cheapest at whole parts.
+        while (chunk.length > 0) {
+          const take = Math.min(chunk.length, checkpointAt - position);
+          const piece = take === chunk.length ? chunk : chunk.subarray(0, take);
+          hasher.update(piece);
+          await writer.write(piece);
+          position += piece.length;
+          chunk = chunk.subarray(take);
+          if (position === checkpointAt && position < length) {
+            await checkpoint();
+            checkpointAt = nextStop(position);
+          }
+        }
+      }
+      if (position === length) return await this.finish(record, actor, writer, hasher, pieces, token);
+      if (position > durable) await checkpoint();
+      if (failure) throw stopped ?? failure;
+      if (stopped) throw stopped;
+      return { offset: durable, expiresAt };
+    } catch (err) {
+      if (err instanceof OverflowError) {
+        this.log.info({ upload: id, offset: durable }, 'resumable upload body longer than its length; refused');
+        throw badInput(`The body is longer than the rest of the upload (${length - record.offset} bytes); nothing past the upload's length was kept`);
+      }
+      throw err;
+    } finally {
+      clearInterval(renew);
+      this.active.delete(stop);
+      await writer.close();
+      if (position > durable) this.log.info({ upload: id, offset: durable, dropped: position - durable }, 'resumable upload request ended; bytes after the durable offset dropped');
+    }
+  }
+
+  private async finish(record: ResumableRecord, actor: Actor | null, writer: StagingWriter, hasher: IHasher, pieces: string[], token: string): Promise<AppendResult> {
+    pieces.push(...(await writer.sync(true)));
+    const staging: StagingState = { token: writer.token ?? token, pieces };
+    const sha256 = hasher.digest('hex');
+    const target = this.blobs.sealTarget(staging);
+    let item: Item;
+    try {
+      item = await this.library.commitSealed(
+        { key: target.key, token: target.token, sha256, size: record.length, seal: () => this.blobs.sealStaging(staging, record.length) },
+        record.input,
+        actor,
+      );
+    } catch (err) {
+      if (!(err instanceof AppError && err.kind === 'unavailable')) {
+        // Refused for good (a folder became a file, the size limit changed…): the upload ends here.
+        await this.forget(record.id).catch(() => undefined);
+      }
+      throw err;
+    }
+    const name = item.path ? null : await this.library.nameOf(item.id);
+    const result: ResumableResult = { itemId: item.id, path: item.path ?? (name ? `/library/${item.kind}/${item.folder ? `${item.folder}/` : ''}${name}` : null) };
+    await this.store.finish(record.id, result, this.finishedKeepMs);
+    this.log.info({ upload: record.id, id: item.id, size: record.length }, 'resumable upload finished');
+    return { offset: record.length, expiresAt: Date.now() + this.finishedKeepMs, finished: result };
+  }
+
+  /** Removes an upload's record and staged bytes (the staged bytes first: a failure leaves the record for the sweeper). */
+  private async forget(id: string): Promise<void> {
+    const record = await this.store.get(id);
+    if (!record) return;
+    if (!record.finished) await this.blobs.discardStaging(record.staging);
+    await this.store.remove(id);
+  }
+
+  /**
+   * Ends an upload (tus termination): its staged bytes are removed and its URL answers 404 from now
+   * on. A request writing to it at the moment makes this one `UploadLockedError`.
+   */
+  async terminate(id: string, actor: Actor | null): Promise<void> {
+    await this.get(id, actor);
+    const holder = randomBytes(12).toString('base64url');
+    if (!(await this.store.lock(id, holder, this.lockMs))) {
+      await this.store.wantLock(id);
+      throw new UploadLockedError();
+    }
+    try {
+      await this.forget(id);
+      this.log.info({ upload: id, by: ownerOf(actor) }, 'resumable upload terminated');
+    } finally {
+      await this.store.unlock(id, holder).catch(() => undefined);
+    }
+  }
+
+  /** Removes expired unfinished uploads (staged bytes, then record). Safe from several processes at once. */
+  async sweep(now = Date.now()): Promise<number> {
+    let swept = 0;
+    for (const id of await this.store.expired(now)) {
+      const holder = randomBytes(12).toString('base64url');
+      if (!(await this.store.lock(id, holder, this.lockMs))) continue; // being written: not abandoned
+      try {
+        const record = await this.store.get(id);
+        if (record && !record.finished && record.expiresAt > now) continue; // revived meanwhile
+        await this.forget(id);
+        swept++;
+      } finally {
+        await this.store.unlock(id, holder).catch(() => undefined);
+      }
+    }
+    if (swept) this.log.info({ uploads: swept }, 'swept expired resumable uploads');
+    return swept;
+  }
+
+  /** Runs `sweep` now and then every `intervalMs`; returns a function that stops it. */
+  startSweeper(intervalMs = Math.max(1000, Math.min(60_000, Math.floor(this.expiryMs / 4)))): () => void {
+    let running = false;
+    const run = async () => {
+      if (running) return;
+      running = true;
+      try {
+        await this.sweep();
+      } catch (err) {
+        this.log.warn({ err }, 'resumable upload sweep failed; will retry');
+      } finally {
+        running = false;
+      }
+    };
+    void run();
+    const timer = setInterval(run, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** Stops every request writing now (each checkpoints what it has and releases its lock): at shutdown. */
+  stopAll(): void {
+    for (const stop of [...this.active]) stop(new Error('the server is shutting down'));
+  }
+}
