@@ -12,11 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { buildCatalog } from '@nondivy/catalog';
+import { loadCatalogConfig } from '@nondivy/config';
+import { SearchQuery } from '@nondivy/contracts';
+import { CatalogClient } from '@nondivy/gateway';
 import { createLogger } from '@nondivy/log';
 import { createLibrary } from '@nondivy/runtime';
 import { createRedis, waitForRedis } from '@nondivy/state';
 import { createBlobStore } from '@nondivy/storage';
-import { bearer, login } from './helpers/http.js';
+import { bearer, listenOnLoopback, login } from './helpers/http.js';
 import { mp3 } from './helpers/media.js';
 import { startServerWithRedis, type ServerWithRedis, type TestServer } from './helpers/server.js';
 
@@ -313,6 +317,27 @@ describe('the folder and under filters', () => {
     assert.deepEqual(facets.tags.find((t) => t.tag === 'live')?.count, 2);
     const inFolder = await getJson<{ total: number }>(`/library/facets?${q({ kind: 'document', folder: 'Jazz/Ballads', q: 'blue' })}`);
     assert.equal(inFolder.total, 1);
+  });
+
+  it('the same through the catalog service over HTTP (the gateway\'s client, as in the separate-services deployment)', async () => {
+    const log = createLogger('test', 'silent');
+    const redis = createRedis(stack.redis.url, log, 'test');
+    await waitForRedis(redis, log, 10_000);
+    const blobs = await createBlobStore({ driver: 'fs', root: join(stack.data.path, 'blobs') }, log);
+    const catalog = await buildCatalog(loadCatalogConfig({}), { log, redis, blobs });
+    try {
+      const client = new CatalogClient(await listenOnLoopback(catalog));
+      const search = async (query: Record<string, unknown>) => ids((await client.search(SearchQuery.parse(query))).items);
+      assert.deepEqual(await search({ kind: 'document', under: 'Jazz', q: 'blue' }), ids([inJazz, inSub]));
+      assert.deepEqual(await search({ kind: 'document', folder: 'Jazz/Ballads', tag: 'live' }), [inSub.id]);
+      assert.deepEqual(await search({ kind: 'document', folder: 'Rock' }), [inRock.id]);
+      // '' is the kind's root, not "no filter": none of these three is there.
+      assert.ok(!(await search({ kind: 'document', folder: '', limit: 200 })).some((i) => [inJazz.id, inSub.id, inRock.id].includes(i)));
+      assert.equal((await client.facets(SearchQuery.parse({ kind: 'document', under: 'Jazz' }))).total, 2);
+    } finally {
+      await catalog.close();
+      redis.disconnect();
+    }
   });
 
   it('refuses folder or under without kind, saying why', async () => {
