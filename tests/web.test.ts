@@ -1,0 +1,295 @@
+/**
+ * The web app in a real browser: Debian's Chromium driven by playwright-core, on a test LAN of two
+ * network namespaces — the standalone server on one host at a non-loopback address (so the page is
+ * not a secure context, as on a real LAN), the browser and every other client (curl, FTP) on the
+ * other. A phone (390×844, touch, mobile user agent) and a desktop. Every view is scanned with
+ * axe-core (no serious or critical violation) and screenshotted into clients/web/test-output/
+ * (not committed); no flow may log an error to the console.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { browserUnavailable, DESKTOP, launchBrowser, openPage, PHONE, runIn, seriousA11yViolations, type TestBrowser } from './helpers/browser.js';
+import { tempDir } from './helpers/infra.js';
+import { crc32, epub } from './helpers/media.js';
+import { createLan, lanUnavailable, type TestLan } from './helpers/netns.js';
+import { startServer, type TestServer } from './helpers/server.js';
+
+const skip = lanUnavailable() ?? browserUnavailable();
+const OUT = fileURLToPath(new URL('../clients/web/test-output/', import.meta.url));
+const ADMIN_PASSWORD = 'admin-password';
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A WAV of `seconds` of a quiet tone (8 kHz, 16-bit mono): something every Chromium plays and seeks. */
+function wav(seconds: number): Buffer {
+  const rate = 8000;
+  const samples = rate * seconds;
+  const b = Buffer.alloc(44 + samples * 2);
+  b.write('RIFF', 0);
+  b.writeUInt32LE(36 + samples * 2, 4);
+  b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE(rate * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36);
+  b.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) b.writeInt16LE(Math.round(Math.sin((i / rate) * 2 * Math.PI * 440) * 2000), 44 + i * 2);
+  return b;
+}
+
+/** A complete PNG (a colour gradient), that a browser decodes and shows. */
+function png(width: number, height: number): Buffer {
+  const chunk = (type: string, body: Buffer) => {
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(body.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([Buffer.from(type), body])));
+    return Buffer.concat([head, Buffer.from(type), body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) raw.set([(x * 255) / width, 90, (y * 255) / height], y * (width * 3 + 1) + 1 + x * 3);
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, () => {
+  let lan: TestLan;
+  let server: TestServer;
+  let data: { path: string; cleanup(): void };
+  let files: { path: string; cleanup(): void };
+  let tb: TestBrowser;
+  let browser: Browser;
+  let base: string;
+  let admin: string;
+  const ids: Record<string, string> = {};
+  const audio = wav(40);
+
+  /** curl on the browser's host: the API as any LAN client sees it. */
+  const curl = (args: string[], input?: Buffer) => runIn(lan.prefix(1), ['curl', '-sS', '--max-time', '30', ...args], input);
+  const api = (method: string, path: string, opts: { token?: string; json?: unknown; form?: string[]; headers?: string[] } = {}) => {
+    const args = ['-X', method, '-o', '-', '-w', '\n%{http_code}', `${base}/api/v1${path}`];
+    if (opts.token) args.push('-H', `authorization: Bearer ${opts.token}`);
+    for (const h of opts.headers ?? []) args.push('-H', h);
+    if (opts.json !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', '@-');
+    for (const f of opts.form ?? []) args.push('-F', f);
+    const out = curl(args, opts.json !== undefined ? Buffer.from(JSON.stringify(opts.json)) : undefined).toString('utf8');
+    const i = out.lastIndexOf('\n');
+    const body = out.slice(0, i);
+    return { status: Number(out.slice(i + 1)), body, json: () => JSON.parse(body) as Record<string, unknown> };
+  };
+  const uploadFile = (name: string, bytes: Buffer, fields: Record<string, string>, type?: string) => {
+    const path = join(files.path, name);
+    writeFileSync(path, bytes);
+    const res = api('POST', '/library', { token: admin, form: [...Object.entries(fields).map(([k, v]) => `${k}=${v}`), `file=@${path}${type ? `;type=${type}` : ''}`] });
+    assert.equal(res.status, 201, res.body);
+    return res.json() as { id: string; folder?: string; tags: string[] };
+  };
+
+  /** Polls until `probe` holds (the page's CSP forbids Playwright's string predicates, which use eval). */
+  const until = async (what: string, probe: () => Promise<boolean>, ms = 10_000) => {
+    const end = Date.now() + ms;
+    while (!(await probe())) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const rows = (page: Page) => page.locator('.items > li').count();
+
+  /** Screenshot into the test output, and the axe scan of the view as it is. */
+  const view = async (page: Page, name: string) => {
+    await page.waitForLoadState('networkidle').catch(() => undefined);
+    await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+    assert.deepEqual(await seriousA11yViolations(page), [], `accessibility of ${name}`);
+  };
+  const loginIn = async (page: Page, username: string, password: string) => {
+    await page.goto(`${base}/login`);
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('link', { name: username }).waitFor();
+  };
+
+  before(async () => {
+    rmSync(OUT, { recursive: true, force: true });
+    mkdirSync(OUT, { recursive: true });
+    lan = createLan(2);
+    data = tempDir();
+    files = tempDir('nondivy-webfiles-');
+    server = await startServer(
+      {
+        NONDIVY_DATA_DIR: data.path,
+        NONDIVY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        NONDIVY_HTTP_HOST: '0.0.0.0',
+        NONDIVY_FTP_HOST: '0.0.0.0',
+        NONDIVY_SITE_NAME: 'Attic',
+        // Each request's completion is logged at debug: the test reads which content requests were partial.
+        LOG_LEVEL: 'debug',
+      },
+      { prefix: lan.prefix(0), host: lan.hosts[0]!.ip, port: 8080 },
+    );
+    base = server.url;
+    const login = api('POST', '/auth/login', { json: { username: 'admin', password: ADMIN_PASSWORD } });
+    assert.equal(login.status, 200, login.body);
+    admin = login.json().token as string;
+    ids.cafe = uploadFile('cafe.epub', epub({ title: 'Café au lait', author: 'Jeanne Dupont', language: 'fr' }), { title: 'Café au lait', kind: 'ebook', tags: 'cuisine,french' }).id;
+    ids.menu = uploadFile('menu.txt', Buffer.from('Soup of the day\nBread\n'), { title: 'Cafeteria menu', tags: 'food' }, 'text/plain').id;
+    ids.blue = uploadFile('blue.wav', audio, { title: 'Kind of Blue', kind: 'audio', tags: 'jazz' }, 'audio/wav').id;
+    ids.sunset = uploadFile('sunset.png', png(64, 40), { title: 'Sunset over the bay', tags: 'photo' }, 'image/png').id;
+    for (let i = 0; i < 34; i++) uploadFile(`note-${i}.txt`, Buffer.from(`note ${i}\n`), { title: `Field note ${String(i).padStart(2, '0')}`, tags: 'notes' }, 'text/plain');
+    tb = await launchBrowser(lan.prefix(1));
+    browser = tb.browser;
+  });
+
+  after(async () => {
+    await tb?.close();
+    await server?.stop();
+    lan?.cleanup();
+    data?.cleanup();
+    files?.cleanup();
+  });
+
+  it('serves the app with a strict CSP, immutable hashed assets, problem+json API 404s, and a first load under 150 KB gzip', () => {
+    const head = curl(['-D', '-', '-o', '/dev/null', `${base}/`]).toString();
+    assert.match(head, /content-security-policy: default-src 'self'; script-src 'self';[^\n]*object-src 'none'; base-uri 'none'; frame-ancestors 'none'/i);
+    assert.match(head, /x-content-type-options: nosniff/i);
+    assert.match(head, /referrer-policy: no-referrer/i);
+    assert.match(head, /cache-control: no-cache/i);
+    const html = curl([`${base}/item/AAAAAAAAAAAAAAAAAAAAAA`]).toString();
+    assert.match(html, /<div id="app">/, 'client routes load the app');
+    assert.doesNotMatch(html, /<script>(?!<)/, 'no inline script');
+    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+    assert.ok(assets.some((a) => a.endsWith('.js')) && assets.some((a) => a.endsWith('.css')), html);
+    let gzipBytes = Number(curl(['-o', '/dev/null', '-w', '%{size_download}', '-H', 'accept-encoding: gzip', `${base}/`]).toString());
+    for (const a of assets) {
+      const h = curl(['-D', '-', '-o', '/dev/null', '-H', 'accept-encoding: gzip', `${base}${a}`]).toString();
+      assert.match(h, /cache-control: public, max-age=31536000, immutable/i);
+      assert.match(h, /content-encoding: gzip/i);
+      gzipBytes += Number(/content-length: (\d+)/i.exec(h)![1]);
+    }
+    assert.ok(gzipBytes <= 150 * 1024, `first load is ${gzipBytes} bytes gzip`);
+    const missing = api('GET', '/nothing-here');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json().title, 'Not Found');
+    assert.match(curl(['-o', '/dev/null', '-w', '%{http_code}', `${base}/assets/gone-123.js`]).toString(), /404/);
+  });
+
+  it('cookie sessions: HttpOnly and SameSite=Strict, refused cross-site or without the CSRF header; Bearer clients unaffected', () => {
+    const res = curl(['-D', '-', '-o', '/dev/null', '-H', 'content-type: application/json', '-H', `origin: ${base}`, '-H', 'x-nondivy-csrf: 1', '--data-binary', '@-', `${base}/api/v1/auth/session`], Buffer.from(JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }))).toString();
+    const cookie = /set-cookie: (nondivy_session=[^;]+);([^\n]*)/i.exec(res);
+    assert.ok(cookie, res);
+    assert.match(cookie[2]!, /HttpOnly/i);
+    assert.match(cookie[2]!, /SameSite=Strict/i);
+    assert.match(cookie[2]!, /Path=\//);
+    const jar = ['-H', `cookie: ${cookie[1]}`];
+    assert.equal(api('GET', '/me', { headers: [`cookie: ${cookie[1]}`] }).status, 200);
+    const json = { username: `eve${randomBytes(2).toString('hex')}`, password: 'long enough password' };
+    // Another site's page: its Origin; a form or script without the header; both refused.
+    const cross = api('POST', '/users', { json, headers: [`cookie: ${cookie[1]}`, 'origin: http://evil.example', 'x-nondivy-csrf: 1'] });
+    assert.equal(cross.status, 403, cross.body);
+    assert.match(cross.json().detail as string, /Cross-site/);
+    const noHeader = api('POST', '/users', { json, headers: [`cookie: ${cookie[1]}`, `origin: ${base}`] });
+    assert.equal(noHeader.status, 403, noHeader.body);
+    assert.equal(api('POST', '/users', { json, headers: [`cookie: ${cookie[1]}`] }).status, 403, 'no Origin at all');
+    // A cross-site login is refused too (login CSRF).
+    assert.equal(api('POST', '/auth/session', { json: { username: 'admin', password: ADMIN_PASSWORD }, headers: ['origin: http://evil.example', 'x-nondivy-csrf: 1'] }).status, 403);
+    // Bearer: no Origin, no header, as before.
+    const bearerMade = api('POST', '/users', { token: admin, json });
+    assert.equal(bearerMade.status, 201, bearerMade.body);
+    // The same session as a Bearer login: logging out ends it and clears the cookie.
+    const out = curl(['-D', '-', '-o', '/dev/null', '-X', 'POST', ...jar, '-H', `origin: ${base}`, '-H', 'x-nondivy-csrf: 1', `${base}/api/v1/auth/logout`]).toString();
+    assert.match(out, /^HTTP\/1.1 204/);
+    assert.match(out, /set-cookie: nondivy_session=; [^\n]*Max-Age=0/i);
+    assert.deepEqual(api('GET', '/auth/session', { headers: [`cookie: ${cookie[1]}`] }).json(), { user: null });
+  });
+
+  it('phone: search as you type with facets, in a page that is not a secure context', async () => {
+    const { context, page, errors } = await openPage(browser, PHONE);
+    await page.goto(base);
+    await page.getByRole('heading', { name: 'Latest in the library' }).waitFor();
+    // Plain http at a LAN address: nothing here may need a secure context.
+    assert.equal(await page.evaluate('window.isSecureContext'), false);
+    await page.getByText('Field note 33').waitFor();
+    await view(page, 'library-phone');
+    // Infinite scroll: the second page arrives as the end of the list comes into view.
+    assert.equal(await page.locator('.items > li').count(), 30);
+    await page.locator('.items > li').last().scrollIntoViewIfNeeded();
+    await until('the second page', async () => (await rows(page)) === 38);
+
+    await page.getByLabel('Search the library').pressSequentially('cafe', { delay: 60 });
+    await page.getByRole('heading', { name: 'Results for “cafe”' }).waitFor();
+    await page.getByText('Café au lait').waitFor();
+    await page.getByText('Cafeteria menu').waitFor();
+    assert.equal(await page.locator('.items > li').count(), 2, 'accents and case ignored, the word a prefix');
+    await page.getByRole('button', { name: /^Ebooks/ }).click();
+    await until('the ebook only', async () => (await rows(page)) === 1);
+    assert.match(page.url(), /q=cafe&kind=ebook/);
+    await page.getByRole('button', { name: /^All/ }).click();
+    await page.getByRole('button', { name: /#food/ }).click();
+    await until('the tagged item only', async () => (await rows(page)) === 1);
+    await page.getByText('Cafeteria menu').waitFor();
+    await view(page, 'search-phone');
+    assert.deepEqual(errors.take(), []);
+    await context.close();
+  });
+
+  it('phone: an item with its facts; audio plays and seeks with Range requests; the download is byte-exact', async () => {
+    const { context, page, errors } = await openPage(browser, PHONE);
+    await page.goto(`${base}/?kind=audio`);
+    await page.getByRole('link', { name: /^Kind of Blue/ }).click();
+    await page.getByRole('heading', { name: 'Kind of Blue' }).waitFor();
+    const player = page.locator('audio');
+    await until('the audio metadata', () => player.evaluate((a: HTMLAudioElement) => a.readyState >= 1));
+    const seekedAt = Date.now();
+    const position = (await player.evaluate(
+      (a: HTMLAudioElement) =>
+        new Promise<number>((resolve, reject) => {
+          a.addEventListener('seeked', () => resolve(a.currentTime), { once: true });
+          a.addEventListener('error', () => reject(new Error('media error')), { once: true });
+          void a.play().then(() => (a.currentTime = 30));
+        }),
+    )) as number;
+    assert.ok(position >= 29 && position <= 31, `seeked to ${position}`);
+    await until('playing on after the seek', () => player.evaluate((a: HTMLAudioElement) => a.currentTime > 30.2));
+    await player.evaluate((a: HTMLAudioElement) => a.pause());
+    await view(page, 'item-audio-phone');
+    assert.ok(Date.now() - seekedAt < 30_000);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: /^Download/ }).click()]);
+    assert.equal(download.suggestedFilename(), 'blue.wav');
+    const saved = await download.path();
+    assert.equal(sha(readFileSync(saved)), sha(audio));
+
+    await page.goto(`${base}/item/${ids.sunset}`);
+    await page.getByRole('img', { name: 'Sunset over the bay' }).waitFor();
+    await until('the image decoded', () => page.locator('.preview img').evaluate((i: HTMLImageElement) => i.naturalWidth === 64));
+    await page.goto(`${base}/item/${ids.menu}`);
+    await page.getByText('Soup of the day').waitFor();
+    await view(page, 'item-text-phone');
+    await page.goto(`${base}/item/${ids.cafe}`);
+    await page.getByText('Jeanne Dupont').waitFor();
+    await view(page, 'item-ebook-phone');
+    assert.deepEqual(errors.take(), []);
+    await context.close();
+    // The player's requests were Range requests: the server answered them 206 (partial content).
+    // Its log of each one's end says so (a media request ends when the page lets go of it).
+    const url = `/api/v1/library/${ids.blue}/content`;
+    await until('the log of the player\'s requests', async () => {
+      const reqIds = new Set(server.logs.filter((l) => (l.req as { url?: string } | undefined)?.url === url).map((l) => l.reqId));
+      return server.logs.some((l) => reqIds.has(l.reqId) && (l.res as { statusCode?: number } | undefined)?.statusCode === 206);
+    });
+  });
+});
