@@ -2,11 +2,11 @@ import type { AuthService } from '@nondivy/auth';
 import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
 import { createAuthService, createLibrary } from '@nondivy/runtime';
-import { RedisDeviceStore, RedisFederationStore, RedisTransferStore, type Redis } from '@nondivy/state';
+import { RedisDeviceStore, RedisFederationStore, RedisTransferStore, RedisUploadStore, type Redis } from '@nondivy/state';
 import { RelayHub } from './relay.js';
 import { Federation } from './federation.js';
 import { lanUrl } from './lan-url.js';
-import { createBlobStore, type BlobStore, type Library } from '@nondivy/storage';
+import { createBlobStore, ResumableUploads, type BlobStore, type Library } from '@nondivy/storage';
 import { type CatalogApi, CatalogClient } from './catalog-client.js';
 import { EventHub } from './event-hub.js';
 import { RemoteTransfers } from './sharing/remote-transfers.js';
@@ -18,6 +18,8 @@ export interface GatewayDeps {
   redis: Redis;
   blobs: BlobStore;
   library: Library;
+  /** Resumable (tus) uploads over the library: state in Redis, bytes in the blob store's staging area. */
+  uploads: ResumableUploads;
   auth: AuthService;
   catalog: CatalogApi;
   events: EventHub;
@@ -33,6 +35,14 @@ export interface GatewayDeps {
 export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { blobs?: BlobStore; catalog?: CatalogApi } = {}): Promise<GatewayDeps> {
   const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
   const library = createLibrary({ redis, blobs, log, ...config.library });
+  const uploads = new ResumableUploads({
+    library,
+    store: new RedisUploadStore(redis),
+    log: log.child({ component: 'uploads' }),
+    expiryMs: config.uploads.expirySeconds * 1000,
+    maxUnfinished: config.uploads.maxUnfinished,
+    maxUnfinishedBytes: config.uploads.maxUnfinishedBytes,
+  });
   const auth = createAuthService(redis, config.auth);
   const devices = new RedisDeviceStore(redis, config.sharing.presenceTtlMs);
   const transfers = new RedisTransferStore(redis);
@@ -54,6 +64,6 @@ export async function createGatewayDeps(config: GatewayConfig, log: Logger, redi
     offerTtlMs: config.sharing.offerTtlMs,
     limits: config.sharing.offers,
   });
-  return { log, redis, blobs, library, auth, catalog: options.catalog ?? new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ worker: 'events' })),
+  return { log, redis, blobs, library, uploads, auth, catalog: options.catalog ?? new CatalogClient(config.catalogUrl), events: new EventHub(redis, log.child({ worker: 'events' })),
     devices, transfers, relay, federation, sharing };
 }

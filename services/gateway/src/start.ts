@@ -50,6 +50,7 @@ export async function startGateway(
   }
 
   const stopSweeper = deps.library.startSweeper();
+  const stopUploadSweeper = deps.uploads.startSweeper();
   deps.federation.startPinger();
   const app = await buildGateway(config, deps);
   const address = await app.listen({ host: config.http.host, port: config.http.port });
@@ -67,6 +68,7 @@ export async function startGateway(
     oneTimePassword: admin.generatedPassword,
     close: async () => {
       stopSweeper();
+      stopUploadSweeper();
       await app.close();
       await deps.blobs.close();
     },

@@ -6,10 +6,10 @@ import type { Logger } from '@nondivy/log';
 import type { FastifyInstance } from 'fastify';
 
 /**
- * Bodies their route streams (uploads, relayed files) rather than parsed whole. Only these may take
+ * Bodies their route streams (uploads, tus PATCH bodies, relayed files) rather than parsed whole. Only these may take
  * long: they are held to a rate (the progress window), everything else to a deadline.
  */
-const STREAMED_BODY = /^(?:multipart\/form-data|application\/octet-stream)\s*(?:;|$)/i;
+const STREAMED_BODY = /^(?:multipart\/form-data|application\/(?:offset\+)?octet-stream)\s*(?:;|$)/i;
 
 /** A refused connection gets this long to send its request and read the 429, then it is closed. */
 const REFUSED_GRACE_MS = 2000;
