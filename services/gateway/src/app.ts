@@ -14,6 +14,7 @@ import { deviceRoutes } from './routes/devices.js';
 import { federationRoutes, peerRoutes } from './routes/federation.js';
 import { eventRoutes } from './routes/events.js';
 import { libraryRoutes } from './routes/library.js';
+import { uploadRoutes } from './routes/uploads.js';
 import { guardSlowClients, slowClientServerOptions } from './plugins/slow-clients.js';
 import { findWebRoot, webApp } from './web/static.js';
 
@@ -100,6 +101,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       await api.register(deviceRoutes, { sharing: deps.sharing, guestSharing: config.sharing.guestSharing });
       await api.register(federationRoutes, { deps, federation: deps.federation });
       await api.register(libraryRoutes, { deps, guestUpload: config.library.guestUpload, maxUploadBytes: config.library.maxUploadBytes });
+      await api.register(uploadRoutes, { uploads: deps.uploads, guestUpload: config.library.guestUpload });
     },
     { prefix: '/api/v1' },
   );
