@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { buildCatalog } from '@nondivy/catalog';
@@ -25,6 +26,7 @@ import { mp3 } from './helpers/media.js';
 import { startServerWithRedis, type ServerWithRedis, type TestServer } from './helpers/server.js';
 
 const ADMIN = 'admin-password';
+const CLI = fileURLToPath(new URL('../clients/cli/bin/nondivy.mjs', import.meta.url));
 
 interface Item {
   id: string;
@@ -458,5 +460,47 @@ describe('enrichment of replaced bytes', () => {
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe('the nondivy CLI', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nondivy-folders-cli-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const nondivy = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '', HOME: dir, NONDIVY_SERVER: server.url, NONDIVY_TOKEN: alice } });
+
+  it('uploads one file into --folder', () => {
+    writeFileSync(join(dir, 'single.pdf'), 'one file');
+    const res = nondivy('upload', 'single.pdf', '--kind', 'document', '--folder', 'From CLI/Single', '--json');
+    assert.equal(res.status, 0, res.stderr);
+    assert.equal((JSON.parse(res.stdout) as Item).path, '/library/document/From CLI/Single/single.pdf');
+  });
+
+  it('uploads a folder with its folders under --folder, reports a refused name, and sends the rest', async () => {
+    const tree = join(dir, 'Kind of Blue');
+    mkdirSync(join(tree, 'Disc 2'), { recursive: true });
+    mkdirSync(join(tree, 'Empty'));
+    writeFileSync(join(tree, '01 So What.mp3'), 'so what');
+    writeFileSync(join(tree, 'Disc 2', '02 Freddie.mp3'), 'freddie');
+    writeFileSync(join(tree, 'Disc 2', 'bad:name.mp3'), 'refused');
+    symlinkSync('/etc/passwd', join(tree, 'link.mp3'));
+    const res = nondivy('upload', 'Kind of Blue', '--kind', 'audio', '--folder', 'CLI/Miles Davis', '--tags', 'jazz', '--json');
+    assert.equal(res.status, 1, res.stderr);
+    const out = JSON.parse(res.stdout) as { items: Item[]; failed: { file: string; error: string }[] };
+    assert.deepEqual(out.items.map((i) => i.path).sort(), [
+      '/library/audio/CLI/Miles Davis/Kind of Blue/01 So What.mp3',
+      '/library/audio/CLI/Miles Davis/Kind of Blue/Disc 2/02 Freddie.mp3',
+    ]);
+    assert.deepEqual(out.failed.map((f) => f.file), ['Kind of Blue/Disc 2/bad:name.mp3']);
+    assert.match(out.failed[0]!.error, /"bad_name\.mp3" would be/);
+    assert.match(res.stderr, /link\.mp3: skipped/);
+    const listed = await folders('audio', 'CLI/Miles Davis/Kind of Blue');
+    assert.deepEqual([listed.items, listed.folders.map((f) => [f.name, f.items])], [2, [['Disc 2', 1]]]);
+    assert.deepEqual(ids(await searchAll({ kind: 'audio', under: 'CLI', tag: 'jazz' })), ids(out.items));
+    assert.equal(nondivy('upload', 'Kind of Blue', '--title', 'One title').status, 2, '--title names one file');
   });
 });
