@@ -279,6 +279,12 @@ describe('folder listings', () => {
     } while (cursor);
     assert.equal(pages, 3);
     assert.deepEqual(seen, names);
+    // The items under them, paged (50 a page) in two orders: each once.
+    for (const sort of ['title', 'new']) {
+      const items = await searchAll({ kind: 'software', under: 'Many', sort });
+      assert.equal(new Set(items.map((i) => i.id)).size, 250, sort);
+    }
+    assert.equal((await searchAll({ kind: 'software', folder: 'Many' })).length, 0, 'none directly in Many');
     const bad = await problem(await fetch(`${server.api}/library/folders?kind=software&limit=1001`));
     assert.ok(bad.errors?.some((e) => /limit/.test(e.path)));
   });
