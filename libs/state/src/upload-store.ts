@@ -62,10 +62,17 @@ if redis.call('DEL', KEYS[2]) == 1 then return 'wanted' end
 return 'held'
 `);
 
-// KEYS: lock. ARGV: holder.
+// KEYS: lock, wanted. ARGV: holder. A wish for the lock is served by its release.
 const UNLOCK = new LuaScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1], KEYS[2]) end
 return 0
+`);
+
+// KEYS: lock, wanted. ARGV: ttlMs. Only while the lock is held (a wish never outlives it by much).
+const WANT = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return 1
 `);
 
 /** How long a wish for a lock lasts: past it, the asking request has long been answered 423. */
@@ -181,11 +188,11 @@ export class RedisUploadStore {
   }
 
   async wantLock(id: string): Promise<void> {
-    await withRedis(() => this.redis.set(keys.resumableWanted(id), '1', 'PX', WANTED_MS));
+    await withRedis(() => WANT.run(this.redis, 2, keys.resumableLock(id), keys.resumableWanted(id), WANTED_MS));
   }
 
   async unlock(id: string, holder: string): Promise<void> {
-    await withRedis(() => UNLOCK.run(this.redis, 1, keys.resumableLock(id), holder));
+    await withRedis(() => UNLOCK.run(this.redis, 2, keys.resumableLock(id), keys.resumableWanted(id), holder));
   }
 
   expired(now: number, limit = 100): Promise<string[]> {

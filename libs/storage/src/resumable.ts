@@ -193,13 +193,8 @@ export class ResumableUploads {
   async append(id: string, actor: Actor | null, offset: number, body: AsyncIterable<Buffer>, options: { contentLength?: number; stop?: (reason: Error) => void } = {}): Promise<AppendResult> {
     let record = await this.get(id, actor);
     if (record.finished) {
-      if (offset === record.length && options.contentLength === undefined) return { offset: record.length, expiresAt: record.expiresAt, finished: record.finished };
+      if (offset === record.length && !options.contentLength) return { offset: record.length, expiresAt: record.expiresAt, finished: record.finished };
       throw conflict('This upload is complete');
-    }
-    if (offset !== record.offset) throw conflict(`Upload-Offset ${offset} is not the upload's offset (${record.offset}): ask for it with HEAD`);
-    const rest = record.length - record.offset;
-    if (options.contentLength !== undefined && options.contentLength > rest) {
-      throw badInput(`The body (${options.contentLength} bytes) is longer than the rest of the upload (${rest} bytes)`);
     }
     const holder = randomBytes(12).toString('base64url');
     if (!(await this.store.lock(id, holder, this.lockMs))) {
@@ -210,7 +205,13 @@ export class ResumableUploads {
       // Read again under the lock: the request that held it may have moved the offset.
       record = await this.get(id, actor);
       if (record.finished) throw conflict('This upload is complete');
+      // The offset is checked under the lock: while another request writes, the answer is "busy"
+      // (423, retried) rather than a mismatch with an offset about to change.
       if (offset !== record.offset) throw conflict(`Upload-Offset ${offset} is not the upload's offset (${record.offset}): ask for it with HEAD`);
+      const rest = record.length - record.offset;
+      if (options.contentLength !== undefined && options.contentLength > rest) {
+        throw badInput(`The body (${options.contentLength} bytes) is longer than the rest of the upload (${rest} bytes)`);
+      }
       return await this.write(record, actor, holder, body, options.stop);
     } finally {
       await this.store.unlock(id, holder).catch((err) => this.log.warn({ err, upload: id }, 'could not release an upload lock; it expires by itself'));
