@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import * as tus from 'tus-js-client';
 import { freePort, startRedis, startS3, tempDir, type TestRedis, type TestS3 } from './helpers/infra.js';
 import { bearer, login } from './helpers/http.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { startServer, type LogLine, type TestServer } from './helpers/server.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 
 const MiB = 1024 * 1024;
@@ -34,6 +34,8 @@ interface Site {
   server: TestServer;
   port: number;
   env: Record<string, string>;
+  /** The log lines of the processes stopped by `restart`. */
+  earlierLogs: LogLine[];
   restart(how: 'kill' | 'stop'): Promise<void>;
   close(): Promise<void>;
 }
@@ -64,9 +66,11 @@ async function startSite(env: Record<string, string> = {}, s3?: TestS3): Promise
     server,
     port,
     env: fullEnv,
+    earlierLogs: [],
     async restart(how) {
       if (how === 'kill') await site.server.kill();
       else await site.server.stop();
+      site.earlierLogs.push(...site.server.logs);
       site.server = await startServer(fullEnv, { port });
     },
     async close() {
@@ -187,6 +191,10 @@ describe('tus uploads survive cut connections and restarts', { timeout: 120_000 
       assert.equal(proxy.cuts, 3);
       const item = await itemOf(site.server.api, token, url);
       assert.equal(item.sha256, fileHash);
+      assert.ok(
+        site.earlierLogs.some((l) => l.msg === 'resumable upload request stopped' && /shutting down/.test(String(l.reason))),
+        'the stopping server ended the request writing at the time, after a checkpoint',
+      );
       const bytes = Buffer.from(await (await fetch(`${site.server.api}/library/${item.id}/content`)).arrayBuffer());
       assert.equal(sha256(bytes), fileHash, 'the stored bytes are the file');
       assertResumed(patchOffsets);
@@ -474,6 +482,40 @@ describe('expiry', { timeout: 60_000 }, () => {
       assert.deepEqual(uploadKeys(site.redis), []);
       assert.equal((await fetch(url, { method: 'HEAD', headers: { ...TUS, ...bearer(token) } })).status, 404);
       assert.ok(site.server.logs.some((l) => l.msg === 'swept expired resumable uploads'));
+    } finally {
+      await site.close();
+    }
+  });
+});
+
+describe('slow clients', { timeout: 60_000 }, () => {
+  it('a PATCH is held to the upload progress rate, not to the deadline of small bodies; a trickle is cut and keeps what came', async () => {
+    const site = await startSite({ NONDIVY_HTTP_BODY_TIMEOUT_SECONDS: '1', NONDIVY_HTTP_PROGRESS_TIMEOUT_SECONDS: '2', NONDIVY_HTTP_PROGRESS_MIN_BYTES: '64KiB' });
+    try {
+      const api = site.server.api;
+      const token = await login(api, 'admin', 'admin-password');
+      const created = await fetch(`${api}/uploads`, { method: 'POST', headers: { ...TUS, ...bearer(token), 'upload-length': String(2 * MiB), 'upload-metadata': meta({ filename: 'slow.bin' }) } });
+      const url = new URL(created.headers.get('location')!, site.server.url).href;
+      const headers = (offset: number, length: number) => ({ ...TUS, ...bearer(token), 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream', 'content-length': String(length) });
+      // 800 KiB over about 3 s: past the 1 s deadline, within the rate.
+      const steady = Array.from({ length: 8 }, () => randomBytes(100 * 1024));
+      const ok = await chunkedRequest(url, 'PATCH', headers(0, 800 * 1024), steady, 400);
+      assert.equal(ok.status, 204, ok.body);
+      assert.equal(ok.headers['upload-offset'], String(800 * 1024));
+      // 1 KiB every half second: cut (408) within the progress window and a tick or two.
+      const started = Date.now();
+      const trickle = await chunkedRequest(url, 'PATCH', headers(800 * 1024, 100 * 1024), Array.from({ length: 20 }, () => randomBytes(1024)), 500).catch((err: Error) => ({ status: 0, body: err.message, headers: {} }));
+      assert.ok([0, 408].includes(trickle.status), `${trickle.status} ${trickle.body}`);
+      assert.ok(Date.now() - started < 8000);
+      // What arrived before the cut is kept (a checkpoint at the cut), and the lock is free again.
+      let offset = 0;
+      for (let i = 0; i < 20 && offset <= 800 * 1024; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        offset = Number((await fetch(url, { method: 'HEAD', headers: { ...TUS, ...bearer(token) } })).headers.get('upload-offset'));
+      }
+      assert.ok(offset > 800 * 1024 && offset < 900 * 1024, String(offset));
+      const rest = await fetch(url, { method: 'PATCH', headers: headers(offset, 0), body: Buffer.alloc(0) });
+      assert.equal(rest.status, 204);
     } finally {
       await site.close();
     }

@@ -120,7 +120,7 @@ export class ResumableUploads {
   private readonly lockMs: number;
   private readonly checkpointBytes: number;
   /** Requests writing now, stopped (checkpointed, lock released) when the process shuts down. */
-  private readonly active = new Set<(reason: Error) => void>();
+  private readonly active = new Set<(reason: AppError) => void>();
 
   constructor(options: ResumableOptions) {
     this.library = options.library;
@@ -245,9 +245,9 @@ export class ResumableUploads {
     let token = record.staging.token;
     let position = record.offset;
     let lastByteAt = Date.now();
-    let stopped: Error | null = null;
+    let stopped: AppError | null = null;
 
-    const stop = (reason: Error) => {
+    const stop = (reason: AppError) => {
       if (stopped) return;
       stopped = reason;
       stopBody?.(reason);
@@ -256,8 +256,8 @@ export class ResumableUploads {
     const renew = setInterval(() => {
       this.store.renewLock(id, holder, this.lockMs).then(
         (state) => {
-          if (state === 'lost') stop(new Error('the upload lock was lost'));
-          else if (state === 'wanted' && Date.now() - lastByteAt > IDLE_YIELD_MS) stop(new Error('another request took over this upload'));
+          if (state === 'lost') stop(conflict('This request lost the upload\'s lock; continue the upload from its offset'));
+          else if (state === 'wanted' && Date.now() - lastByteAt > IDLE_YIELD_MS) stop(conflict('Another request took over this upload'));
         },
         (err) => this.log.warn({ err, upload: id }, 'could not renew an upload lock'),
       );
@@ -323,8 +323,9 @@ export class ResumableUploads {
       }
       if (position === length) return await this.finish(record, actor, writer, hasher, pieces, token);
       if (position > durable) await checkpoint();
-      if (failure) throw stopped ?? failure;
       if (stopped) throw stopped;
+      // The client is most likely gone; the answer (and the log) says where the upload stands.
+      if (failure) throw badInput(`The body ended early (${(failure as Error)?.message?.slice(0, 80) ?? 'cut off'}); the upload continues from ${durable}`);
       return { offset: durable, expiresAt };
     } catch (err) {
       if (err instanceof OverflowError) {
@@ -336,6 +337,7 @@ export class ResumableUploads {
       clearInterval(renew);
       this.active.delete(stop);
       await writer.close();
+      if (stopped) this.log.info({ upload: id, offset: durable, reason: (stopped as AppError).message }, 'resumable upload request stopped');
       if (position > durable) this.log.info({ upload: id, offset: durable, dropped: position - durable }, 'resumable upload request ended; bytes after the durable offset dropped');
     }
   }
@@ -434,6 +436,6 @@ export class ResumableUploads {
 
   /** Stops every request writing now (each checkpoints what it has and releases its lock): at shutdown. */
   stopAll(): void {
-    for (const stop of [...this.active]) stop(new Error('the server is shutting down'));
+    for (const stop of [...this.active]) stop(new AppError('unavailable', 'The server is shutting down: continue the upload in a moment', { retryAfter: 2 }));
   }
 }
