@@ -46,6 +46,15 @@ function wav(seconds: number): Buffer {
   return b;
 }
 
+/** The part of a page's <audio> the tests use (the tests' TypeScript has no DOM types). */
+interface MediaElement {
+  readyState: number;
+  currentTime: number;
+  play(): Promise<void>;
+  pause(): void;
+  addEventListener(type: string, listener: () => void, options?: { once: boolean }): void;
+}
+
 /** A complete PNG (a colour gradient), that a browser decodes and shows. */
 function png(width: number, height: number): Buffer {
   const chunk = (type: string, body: Buffer) => {
@@ -76,7 +85,8 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
   let base: string;
   let admin: string;
   const ids: Record<string, string> = {};
-  const audio = wav(40);
+  // Long enough that the player cannot hold it all at once on a slowed link: a seek far ahead needs a Range request.
+  const audio = wav(12 * 60);
 
   /** curl on the browser's host: the API as any LAN client sees it. */
   const curl = (args: string[], input?: Buffer) => runIn(lan.prefix(1), ['curl', '-sS', '--max-time', '30', ...args], input);
@@ -251,20 +261,23 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     await page.goto(`${base}/?kind=audio`);
     await page.getByRole('link', { name: /^Kind of Blue/ }).click();
     await page.getByRole('heading', { name: 'Kind of Blue' }).waitFor();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 512 * 1024, uploadThroughput: -1 });
     const player = page.locator('audio');
-    await until('the audio metadata', () => player.evaluate((a: HTMLAudioElement) => a.readyState >= 1));
+    await until('the audio metadata', () => player.evaluate((a: MediaElement) => a.readyState >= 1));
     const seekedAt = Date.now();
     const position = (await player.evaluate(
-      (a: HTMLAudioElement) =>
+      (a: MediaElement) =>
         new Promise<number>((resolve, reject) => {
           a.addEventListener('seeked', () => resolve(a.currentTime), { once: true });
           a.addEventListener('error', () => reject(new Error('media error')), { once: true });
-          void a.play().then(() => (a.currentTime = 30));
+          void a.play().then(() => (a.currentTime = 600));
         }),
     )) as number;
-    assert.ok(position >= 29 && position <= 31, `seeked to ${position}`);
-    await until('playing on after the seek', () => player.evaluate((a: HTMLAudioElement) => a.currentTime > 30.2));
-    await player.evaluate((a: HTMLAudioElement) => a.pause());
+    assert.ok(position >= 599 && position <= 601, `seeked to ${position}`);
+    await until('playing on after the seek', () => player.evaluate((a: MediaElement) => a.currentTime > 600.2));
+    await player.evaluate((a: MediaElement) => a.pause());
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     await view(page, 'item-audio-phone');
     assert.ok(Date.now() - seekedAt < 30_000);
 
@@ -275,7 +288,7 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
 
     await page.goto(`${base}/item/${ids.sunset}`);
     await page.getByRole('img', { name: 'Sunset over the bay' }).waitFor();
-    await until('the image decoded', () => page.locator('.preview img').evaluate((i: HTMLImageElement) => i.naturalWidth === 64));
+    await until('the image decoded', () => page.locator('.preview img').evaluate((i: { naturalWidth: number }) => i.naturalWidth === 64));
     await page.goto(`${base}/item/${ids.menu}`);
     await page.getByText('Soup of the day').waitFor();
     await view(page, 'item-text-phone');
@@ -290,6 +303,200 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     await until('the log of the player\'s requests', async () => {
       const reqIds = new Set(server.logs.filter((l) => (l.req as { url?: string } | undefined)?.url === url).map((l) => l.reqId));
       return server.logs.some((l) => reqIds.has(l.reqId) && (l.res as { statusCode?: number } | undefined)?.statusCode === 206);
+    }).catch((err) => {
+      const reqIds = new Set(server.logs.filter((l) => (l.req as { url?: string } | undefined)?.url === url).map((l) => l.reqId));
+      console.log(JSON.stringify(server.logs.filter((l) => reqIds.has(l.reqId))));
+      throw err;
     });
+  });
+
+  it('phone: log in, upload a folder with a subfolder (progress shown), cancel an upload (nothing left), edit tags, delete', async () => {
+    const { context, page, errors } = await openPage(browser, PHONE);
+    // A wrong password first: said in words (the browser logs the 401 itself).
+    errors.allow(/status of 401/);
+    await page.goto(`${base}/login?next=%2Fupload`);
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByText('Wrong username or password.').waitFor();
+    await view(page, 'login-phone');
+    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { name: 'Upload' }).waitFor();
+    assert.equal(await page.evaluate('document.cookie'), '', 'the session cookie is not readable by scripts');
+
+    // Slow the link, so that progress is seen while a file goes up.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 1024 * 1024 });
+    const trip = join(files.path, 'Trip');
+    mkdirSync(join(trip, 'day1'), { recursive: true });
+    writeFileSync(join(trip, 'readme.txt'), 'Where we went\n');
+    const photo = png(32, 32);
+    writeFileSync(join(trip, 'day1', 'beach.png'), photo);
+    const film = randomBytes(3 * 1024 * 1024);
+    writeFileSync(join(trip, 'day1', 'film.bin'), film);
+    await page.getByLabel('Folder').fill('Holidays');
+    await page.getByLabel('Tags').fill('summer');
+    await page.locator('#pick-folder').setInputFiles(trip);
+    const filmRow = page.locator('.upload-row[data-name="Trip/day1/film.bin"]');
+    await filmRow.waitFor();
+    await until('progress of the film', async () => /^\d+% · [\d.]+ (KB|MB)\/s/.test((await filmRow.locator('.upload-status').textContent()) ?? ''), 15_000);
+    const value = Number(await filmRow.locator('progress').getAttribute('value'));
+    assert.ok(value > 0 && value < 100, `progress ${value}`);
+    await view(page, 'upload-progress-phone');
+    await until('three uploads done', async () => (await page.locator('.upload-row.s-done').count()) === 3, 30_000);
+    await view(page, 'upload-done-phone');
+    const found = (q: string) => (api('GET', `/library?q=${q}`).json().items as { id: string; title: string; folder: string; tags: string[]; kind: string }[]);
+    const beach = found('beach')[0]!;
+    assert.equal(beach.folder, 'Holidays/Trip/day1');
+    assert.deepEqual(beach.tags, ['summer']);
+    assert.equal(found('readme')[0]!.folder, 'Holidays/Trip');
+    const filmItem = found('film')[0]!;
+    assert.equal(sha(Buffer.from(curl([`${base}/api/v1/library/${filmItem.id}/content`]))), sha(film));
+
+    // Cancel: the server discards what it received; no item, no staged bytes.
+    const blobs = join(data.path, 'blobs');
+    const count = (dir: string) => { try { return readdirSync(join(blobs, dir), { recursive: true }).filter((f) => statSync(join(blobs, dir, String(f))).isFile()).length; } catch { return 0; } };
+    const objectsBefore = count('objects');
+    await page.getByLabel('Folder').fill('');
+    await page.getByLabel('Tags').fill('');
+    const big = join(files.path, 'too-slow.bin');
+    writeFileSync(big, randomBytes(12 * 1024 * 1024));
+    await page.locator('#pick-files').setInputFiles(big);
+    const bigRow = page.locator('.upload-row[data-name="too-slow.bin"]');
+    await until('the big file going up', async () => Number(await bigRow.locator('progress').getAttribute('value')) > 0, 15_000);
+    await bigRow.getByRole('button', { name: 'Cancel too-slow.bin' }).click();
+    await bigRow.getByText('Cancelled').waitFor();
+    await bigRow.getByRole('button', { name: 'Retry too-slow.bin' }).waitFor();
+    await until('the server to let go of the cancelled upload', async () => count('tmp') === 0 && count('staging') === 0, 10_000);
+    assert.equal(count('objects'), objectsBefore);
+    assert.deepEqual(found('slow'), []);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+
+    // Edit the tags of one uploaded item, then delete it.
+    await page.locator('.upload-row[data-name="Trip/day1/beach.png"]').getByRole('link', { name: /^Open/ }).click();
+    await page.getByRole('heading', { name: /^beach/ }).waitFor();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    await page.getByRole('textbox', { name: /^Tags/ }).fill('summer, sea');
+    await view(page, 'item-edit-phone');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('link', { name: '#sea' }).waitFor();
+    assert.deepEqual(api('GET', `/library/${beach.id}`).json().tags, ['summer', 'sea']);
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('button', { name: 'Delete for good' }).click();
+    await page.getByRole('heading', { name: 'Latest in the library' }).waitFor();
+    assert.equal(api('GET', `/library/${beach.id}`).status, 404);
+
+    // The folder tree: Holidays › Trip › day1 among the documents and the other kind.
+    await page.goto(`${base}/?kind=document`);
+    await page.getByRole('navigation', { name: 'Folders' }).getByRole('link', { name: /Holidays/ }).click();
+    await page.getByRole('navigation', { name: 'Folders' }).getByRole('link', { name: /Trip/ }).click();
+    await page.getByRole('link', { name: /^readme/ }).waitFor();
+    assert.match(page.url(), /kind=document&folder=Holidays%2FTrip/);
+    await view(page, 'folders-phone');
+    assert.deepEqual(errors.take(), []);
+    await context.close();
+  });
+
+  it('admin: creates a user, changes a role, deletes one; the user changes their password and their other session ends', async () => {
+    const { context, page, errors } = await openPage(browser, DESKTOP);
+    await loginIn(page, 'admin', ADMIN_PASSWORD);
+    await page.getByRole('link', { name: 'Users' }).click();
+    const newAccount = page.getByRole('form', { name: 'New account' });
+    for (const name of ['carol', 'dave']) {
+      await newAccount.getByLabel('Username').fill(name);
+      await newAccount.getByLabel(/^Password/).fill(`${name}-first-password`);
+      await newAccount.getByRole('button', { name: 'Create account' }).click();
+      await page.getByRole('listitem', { name: new RegExp(`^${name}`) }).waitFor();
+    }
+    const dave = page.getByRole('listitem', { name: /^dave/ });
+    await dave.getByLabel('Role of dave').selectOption('admin');
+    await page.getByText('dave is now an admin.').waitFor();
+    await view(page, 'admin-desktop');
+    await dave.getByRole('button', { name: 'Delete dave' }).first().click();
+    await dave.getByRole('button', { name: 'Delete dave' }).last().click();
+    await until('dave gone', async () => (await page.getByRole('listitem', { name: /^dave/ }).count()) === 0);
+    const users = (api('GET', '/users', { token: admin }).json().users as { username: string; role: string }[]).map((u) => u.username);
+    assert.ok(users.includes('carol') && !users.includes('dave'), users.join());
+    assert.deepEqual(errors.take(), []);
+
+    // Carol on two devices; on the second she changes her password: the first is logged out.
+    const first = await openPage(browser, PHONE);
+    await loginIn(first.page, 'carol', 'carol-first-password');
+    const second = await openPage(browser, DESKTOP);
+    await loginIn(second.page, 'carol', 'carol-first-password');
+    await second.page.getByRole('link', { name: 'carol' }).click();
+    await second.page.getByLabel('Current password').fill('carol-first-password');
+    await second.page.getByLabel(/^New password \(/).fill('carol-second-password');
+    await second.page.getByLabel('New password again').fill('carol-second-password');
+    await second.page.getByRole('button', { name: 'Change password' }).click();
+    await second.page.getByText('Password changed.').waitFor();
+    await view(second.page, 'account-desktop');
+    await second.page.reload();
+    await second.page.getByRole('link', { name: 'carol' }).waitFor();
+    await first.page.reload();
+    await first.page.getByRole('link', { name: 'Log in' }).waitFor();
+    assert.deepEqual([...first.errors.take(), ...second.errors.take()], []);
+    await first.context.close();
+    await second.context.close();
+    await context.close();
+  });
+
+  it('phone: an item uploaded over FTP meanwhile appears in the open library by itself', async () => {
+    const { context, page, errors } = await openPage(browser, PHONE);
+    await page.goto(base);
+    await page.getByRole('heading', { name: 'Latest in the library' }).waitFor();
+    await page.waitForLoadState('networkidle').catch(() => undefined);
+    const path = join(files.path, 'Arrived by FTP.txt');
+    writeFileSync(path, 'hello from ftp\n');
+    curl(['-T', path, `ftp://admin:${ADMIN_PASSWORD}@${lan.hosts[0]!.ip}:${server.ftpPort}/upload/`]);
+    await page.locator('.items > li.fresh').getByText(/Arrived by FTP/).waitFor({ timeout: 10_000 });
+    await view(page, 'live-phone');
+    assert.deepEqual(errors.take(), []);
+    await context.close();
+  });
+
+  it('every view at desktop size, and the phone views not seen yet: no serious accessibility violation', async () => {
+    const desk = await openPage(browser, DESKTOP);
+    await desk.page.goto(base);
+    await desk.page.getByText('Field note 33').waitFor();
+    await view(desk.page, 'library-desktop');
+    await desk.page.goto(`${base}/?q=cafe`);
+    await desk.page.getByText('Café au lait').waitFor();
+    await view(desk.page, 'search-desktop');
+    await desk.page.goto(`${base}/item/${ids.blue}`);
+    await desk.page.getByRole('heading', { name: 'Kind of Blue' }).waitFor();
+    await view(desk.page, 'item-audio-desktop');
+    await desk.page.goto(`${base}/item/${ids.sunset}`);
+    await desk.page.getByRole('img', { name: 'Sunset over the bay' }).waitFor();
+    await view(desk.page, 'item-image-desktop');
+    await desk.page.goto(`${base}/login`);
+    await desk.page.getByRole('heading', { name: 'Log in' }).waitFor();
+    await view(desk.page, 'login-desktop');
+    await loginIn(desk.page, 'admin', ADMIN_PASSWORD);
+    await desk.page.getByRole('link', { name: 'Upload' }).click();
+    await desk.page.getByRole('heading', { name: 'Upload' }).waitFor();
+    await view(desk.page, 'upload-desktop');
+    await desk.page.goto(`${base}/no/such/page`);
+    await desk.page.getByRole('heading', { name: 'Page not found' }).waitFor();
+    assert.deepEqual(desk.errors.take(), []);
+    await desk.context.close();
+
+    const phone = await openPage(browser, PHONE);
+    await loginIn(phone.page, 'admin', ADMIN_PASSWORD);
+    await phone.page.goto(`${base}/admin`);
+    await phone.page.getByRole('listitem', { name: /^carol/ }).waitFor();
+    await view(phone.page, 'admin-phone');
+    await phone.page.goto(`${base}/account`);
+    await phone.page.getByRole('heading', { name: 'Change your password' }).waitFor();
+    await view(phone.page, 'account-phone');
+    await phone.page.goto(`${base}/upload`);
+    await view(phone.page, 'upload-phone');
+    await phone.page.emulateMedia({ colorScheme: 'dark' });
+    await phone.page.goto(`${base}/item/${ids.cafe}`);
+    await phone.page.getByRole('heading', { name: 'Café au lait' }).waitFor();
+    await view(phone.page, 'item-dark-phone');
+    assert.deepEqual(phone.errors.take(), []);
+    await phone.context.close();
   });
 });

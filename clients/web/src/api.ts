@@ -1,25 +1,15 @@
-import { Facets, Item, ItemList, SessionResponse, SessionState, User, type ItemKind } from '@nondivy/contracts';
+// The contracts' browser-safe modules, by file: the package's index also carries server-only
+// helpers (Node's Buffer), which have no place in the page.
+import { SessionResponse, SessionState, User } from '../../../libs/contracts/src/auth.js';
+import { Facets, FolderList, Item, ItemList, type ItemKind } from '../../../libs/contracts/src/library.js';
 import { z } from 'zod';
 
 // The page's CSP forbids eval: zod must not try to compile parsers with `new Function` (it would
 // be refused and logged as a violation).
 z.config({ jitless: true });
 
-export { Item, ItemList, Facets, SessionResponse, SessionState, User };
+export { Item, ItemList, Facets, FolderList, SessionResponse, SessionState, User };
 export type { ItemKind };
-
-/**
- * GET /library/folders (the folder tree within a kind). Mirrors FolderList of @nondivy/contracts,
- * parsed loosely so that a server without folders yet simply shows none.
- */
-export const FolderList = z.object({
-  kind: z.string(),
-  folder: z.string(),
-  items: z.number(),
-  folders: z.array(z.object({ name: z.string(), folder: z.string(), items: z.number() })),
-  nextCursor: z.string().nullable(),
-});
-export type FolderList = z.infer<typeof FolderList>;
 
 export const API = '/api/v1';
 

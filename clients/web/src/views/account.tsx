@@ -39,7 +39,6 @@ export function AccountView() {
       <p class="muted">{user.role === 'admin' ? 'Admin: may edit and delete any item and manage accounts.' : 'Member: may upload, and edit or delete what they uploaded.'}</p>
       <form class="form" onSubmit={change} aria-labelledby="pw-heading">
         <h2 id="pw-heading">Change your password</h2>
-        <input type="text" name="username" autocomplete="username" value={user.username} hidden readOnly />
         <label>
           Current password
           <input type="password" autocomplete="current-password" required maxLength={200} value={current} onInput={(e) => setCurrent(e.currentTarget.value)} />

@@ -9,7 +9,7 @@ import { me, say, sessionEnded } from '../state.js';
 /** Plain text shown in the page: the first 256 KiB, read with a Range request. */
 const TEXT_PREVIEW_BYTES = 256 * 1024;
 
-const folderOf = (item: Item) => (item as Item & { folder?: string }).folder ?? '';
+const folderOf = (item: Item) => item.folder;
 
 export function ItemView({ id }: { id: string }) {
   const [item, setItem] = useState<Item | null>(null);
@@ -226,7 +226,7 @@ function EditForm({ item, onDone }: { item: Item; onDone: (item: Item | null) =>
   const [description, setDescription] = useState(item.description);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
-  const supportsFolder = 'folder' in item;
+  const supportsFolder = !item.site;
 
   const save = async (e: Event) => {
     e.preventDefault();

@@ -69,7 +69,7 @@ function fitsView(item: Item, f: Filters): boolean {
   if (f.q || (f.sort && f.sort !== 'new')) return false;
   if (f.kind && item.kind !== f.kind) return false;
   if (!f.tags.every((t) => item.tags.includes(t))) return false;
-  const folder = (item as Item & { folder?: string }).folder ?? '';
+  const folder = item.folder;
   if (f.folder && (f.direct ? folder !== f.folder : folder !== f.folder && !folder.startsWith(`${f.folder}/`))) return false;
   if (f.direct && !f.folder && folder) return false;
   return true;
@@ -89,6 +89,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
   const [error, setError] = useState('');
   const [facets, setFacets] = useState<Facets | null>(null);
   const [folders, setFolders] = useState<FolderList | null>(null);
+  const [folderError, setFolderError] = useState('');
   const [waiting, setWaiting] = useState(0);
   const [reload, setReload] = useState(0);
   const filtersRef = useRef(filters);
@@ -126,13 +127,14 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
     call('GET', '/library/facets', { schema: Facets, query: { q: f.q || undefined, tag: f.tags }, signal: ctrl.signal })
       .then(setFacets)
       .catch(() => undefined);
+    setFolderError('');
     if (f.kind && !f.q && foldersSupported) {
       call('GET', '/library/folders', { schema: FolderList, query: { kind: f.kind, folder: f.folder || undefined }, signal: ctrl.signal })
         .then(setFolders)
         .catch((err) => {
-          // A server without folders answers 404 (no such route), or 400 (taken for an item id); at a
-          // subfolder, a 400 is about that folder's name instead.
-          if (err instanceof ApiError && (err.status === 404 || (err.status === 400 && !f.folder))) foldersSupported = false;
+          // A server from before folders takes "folders" for an item id (400 at the kind's root).
+          if (err instanceof ApiError && err.status === 400 && !f.folder) foldersSupported = false;
+          else if (!isAbort(err)) setFolderError(err instanceof ApiError && err.status === 404 ? 'This folder does not exist (any more).' : (err as Error).message);
           setFolders(null);
         });
     } else setFolders(null);
@@ -292,6 +294,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
               ))}
             </ul>
           )}
+          {folderError && <p class="error">{folderError}</p>}
           {(filters.folder || (folders && folders.folders.length > 0)) && (
             <label class="check">
               <input type="checkbox" checked={filters.direct} onChange={(e) => go({ direct: e.currentTarget.checked })} />
@@ -346,7 +349,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
 }
 
 function ItemRow({ item, fresh }: { item: Item; fresh: boolean }) {
-  const folder = (item as Item & { folder?: string }).folder ?? '';
+  const folder = item.folder;
   const artist = typeof item.meta.artist === 'string' ? item.meta.artist : typeof item.meta.author === 'string' ? item.meta.author : '';
   return (
     <li class={fresh ? 'item fresh' : 'item'}>

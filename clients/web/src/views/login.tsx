@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { ApiError } from '../api.js';
 import { navigate } from '../router.js';
 import { logIn, me } from '../state.js';
 import { describe } from './item.js';
@@ -22,7 +23,7 @@ export function LoginView({ next }: { next: string }) {
       await logIn(username.trim(), password);
       navigate(next, true);
     } catch (err) {
-      setError(describe(err));
+      setError(err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : describe(err));
       setBusy(false);
     }
   };

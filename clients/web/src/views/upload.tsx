@@ -92,7 +92,8 @@ export function UploadView() {
           </button>
         </div>
         <input ref={filesInput} id="pick-files" type="file" multiple hidden onChange={(e) => pick(e.currentTarget)} />
-        <input ref={folderInput} id="pick-folder" type="file" multiple hidden {...{ webkitdirectory: '' }} onChange={(e) => pick(e.currentTarget)} />
+        {/* webkitdirectory: every browser's folder picker (the files come with webkitRelativePath). */}
+        <input ref={folderInput} id="pick-folder" type="file" multiple hidden {...({ webkitdirectory: true } as object)} onChange={(e) => pick(e.currentTarget)} />
       </div>
 
       {list.length > 0 && (
