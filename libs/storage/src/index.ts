@@ -29,3 +29,4 @@ export {
   type ResumableResult,
   type ResumableUploadStore,
 } from './resumable.js';
+export { ResumableHashes, type ResumableHash } from './resumable-hash.js';

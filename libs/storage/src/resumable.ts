@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createSHA256, type IHasher } from 'hash-wasm';
 import type { Item, StoredUpload, UploadResult } from '@nondivy/contracts';
 import { AppError, badInput, conflict, notFound, tooLarge } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import type { BlobStore, StagingState, StagingWriter } from './blob-store.js';
 import type { Actor, Library, NewItemInput } from './library.js';
+import { ResumableHashes, type ResumableHash } from './resumable-hash.js';
 
 /** What a finished resumable upload became (see `StoredUpload` in libs/contracts). */
 export type ResumableResult = UploadResult;
@@ -65,6 +65,8 @@ export interface ResumableOptions {
   lockMs?: number;
   /** fs: bytes between two checkpoints within one request (s3 checkpoints at every part). */
   checkpointBytes?: number;
+  /** Where hashes are computed (default: hash threads of this process, see `ResumableHashes`). */
+  hashes?: ResumableHashes;
 }
 
 /** Another request of this upload holds its write lock: answered 423, which tus clients retry. */
@@ -119,6 +121,7 @@ export class ResumableUploads {
   private readonly finishedKeepMs: number;
   private readonly lockMs: number;
   private readonly checkpointBytes: number;
+  private readonly hashes: ResumableHashes;
   /** Requests writing now, stopped (checkpointed, lock released) when the process shuts down. */
   private readonly active = new Set<(reason: AppError) => void>();
 
@@ -133,6 +136,7 @@ export class ResumableUploads {
     this.finishedKeepMs = options.finishedKeepMs ?? Math.min(options.expiryMs, 3600_000);
     this.lockMs = options.lockMs ?? 8000;
     this.checkpointBytes = options.checkpointBytes ?? 16 * 1024 * 1024;
+    this.hashes = options.hashes ?? new ResumableHashes(options.log);
   }
 
   get maxUploadBytes(): number {
@@ -235,10 +239,14 @@ export class ResumableUploads {
 
   private async write(record: ResumableRecord, actor: Actor | null, holder: string, body: AsyncIterable<Buffer>, stopBody?: (reason: Error) => void): Promise<AppendResult> {
     const { id, length } = record;
-    const hasher: IHasher = await createSHA256();
-    if (record.hashState) hasher.load(Buffer.from(record.hashState, 'base64'));
-    else hasher.init();
     const writer = await this.openWriter(record);
+    let hasher: ResumableHash;
+    try {
+      hasher = await this.hashes.open(record.hashState ? Buffer.from(record.hashState, 'base64') : null);
+    } catch (err) {
+      await writer.close();
+      throw err;
+    }
     let durable = record.offset;
     let expiresAt = record.expiresAt;
     const pieces = [...record.staging.pieces];
@@ -268,7 +276,7 @@ export class ResumableUploads {
       const added = await writer.sync();
       pieces.push(...added);
       const next = Date.now() + this.expiryMs;
-      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState: Buffer.from(hasher.save()).toString('base64'), token: writer.token, pieces: added, expiresAt: next });
+      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState: Buffer.from(await hasher.save()).toString('base64'), token: writer.token, pieces: added, expiresAt: next });
       if (!ok) throw conflict('This upload changed or ended meanwhile');
       durable = position;
       expiresAt = next;
@@ -311,7 +319,7 @@ export class ResumableUploads {
         while (chunk.length > 0) {
           const take = Math.min(chunk.length, checkpointAt - position);
           const piece = take === chunk.length ? chunk : chunk.subarray(0, take);
-          hasher.update(piece);
+          await hasher.update(piece);
           await writer.write(piece);
           position += piece.length;
           chunk = chunk.subarray(take);
@@ -336,16 +344,17 @@ export class ResumableUploads {
     } finally {
       clearInterval(renew);
       this.active.delete(stop);
+      hasher.close();
       await writer.close();
       if (stopped) this.log.info({ upload: id, offset: durable, reason: (stopped as AppError).message }, 'resumable upload request stopped');
       if (position > durable) this.log.info({ upload: id, offset: durable, dropped: position - durable }, 'resumable upload request ended; bytes after the durable offset dropped');
     }
   }
 
-  private async finish(record: ResumableRecord, actor: Actor | null, writer: StagingWriter, hasher: IHasher, pieces: string[], token: string): Promise<AppendResult> {
+  private async finish(record: ResumableRecord, actor: Actor | null, writer: StagingWriter, hasher: ResumableHash, pieces: string[], token: string): Promise<AppendResult> {
     pieces.push(...(await writer.sync(true)));
     const staging: StagingState = { token: writer.token ?? token, pieces };
-    const sha256 = hasher.digest('hex');
+    const sha256 = await hasher.digest();
     const target = this.blobs.sealTarget(staging);
     let item: Item;
     try {
@@ -432,6 +441,11 @@ export class ResumableUploads {
     const timer = setInterval(run, intervalMs);
     timer.unref();
     return () => clearInterval(timer);
+  }
+
+  /** Stops the hash threads (after the requests have ended). */
+  close(): Promise<void> {
+    return this.hashes.close();
   }
 
   /** Stops every request writing now (each checkpoints what it has and releases its lock): at shutdown. */

@@ -70,6 +70,7 @@ export async function startGateway(
       stopSweeper();
       stopUploadSweeper();
       await app.close();
+      await deps.uploads.close();
       await deps.blobs.close();
     },
   };

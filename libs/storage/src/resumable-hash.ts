@@ -1,0 +1,341 @@
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { createSHA256, type IHasher } from 'hash-wasm';
+import { unavailable } from '@nondivy/errors';
+import type { Logger } from '@nondivy/log';
+
+/**
+ * A SHA-256 whose state can be saved after any byte and loaded elsewhere (another request, another
+ * process): what lets a resumable upload's hash continue without reading its staged bytes again.
+ */
+export interface ResumableHash {
+  /** Adds bytes; may wait (back-pressure). The chunk may be reused by the caller once this resolves. */
+  update(chunk: Buffer): Promise<void>;
+  /** The state after every byte given so far (hash-wasm's `save` format). */
+  save(): Promise<Uint8Array>;
+  /** The hex digest of every byte given so far; the hash is done after it. */
+  digest(): Promise<string>;
+  /** Drops the hash (idempotent). */
+  close(): void;
+}
+
+/** Hashes on the caller's thread: the fallback, and for a pool of no threads. */
+class InlineHash implements ResumableHash {
+  constructor(private readonly hasher: IHasher) {}
+
+  static async open(state: Uint8Array | null): Promise<InlineHash> {
+    const hasher = await createSHA256();
+    if (state) hasher.load(state);
+    else hasher.init();
+    return new InlineHash(hasher);
+  }
+
+  async update(chunk: Buffer): Promise<void> {
+    this.hasher.update(chunk);
+  }
+
+  async save(): Promise<Uint8Array> {
+    return this.hasher.save();
+  }
+
+  async digest(): Promise<string> {
+    return this.hasher.digest('hex');
+  }
+
+  close(): void {}
+}
+
+/** The hash thread's code (CommonJS, evaluated): one hash-wasm hasher per session, in message order. */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createSHA256 } = require(workerData.hashWasm);
+const hashers = new Map();
+const handle = async (m) => {
+  if (m.op === 'open') {
+    const h = await createSHA256();
+    if (m.state) h.load(m.state); else h.init();
+    hashers.set(m.id, h);
+  } else if (m.op === 'update') {
+    hashers.get(m.id).update(new Uint8Array(m.data, 0, m.length));
+    parentPort.postMessage({ op: 'ack', id: m.id, bytes: m.length, data: m.data }, [m.data]);
+  } else if (m.op === 'save') {
+    parentPort.postMessage({ op: 'reply', seq: m.seq, value: hashers.get(m.id).save() });
+  } else if (m.op === 'digest') {
+    const value = hashers.get(m.id).digest('hex');
+    hashers.delete(m.id);
+    parentPort.postMessage({ op: 'reply', seq: m.seq, value });
+  } else if (m.op === 'close') {
+    hashers.delete(m.id);
+  }
+};
+let chain = createSHA256().then(() => parentPort.postMessage({ op: 'ready' }));
+parentPort.on('message', (m) => {
+  chain = chain.then(() => handle(m)).catch((err) => parentPort.postMessage({ op: 'failed', id: m.id, seq: m.seq, message: String(err && err.message || err) }));
+});
+`;
+
+/** Bytes gathered before one message to the thread: few messages, one copy per byte. */
+const BATCH_BYTES = 1024 * 1024;
+/** Bytes a session may have on their way to the thread; past it, `update` waits. */
+const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
+/** A thread that has not loaded hash-wasm in this time is given up (the hashing stays inline). */
+const STARTUP_MS = 10_000;
+
+interface Reply {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+/** One hash thread and the sessions it serves. */
+class HashThread {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  private readonly replies = new Map<number, Reply>();
+  private readonly sessions = new Map<number, ThreadHash>();
+  private seq = 0;
+  dead: Error | null = null;
+
+  constructor(hashWasm: string, private readonly onDeath: (thread: HashThread, err: Error) => void) {
+    // A small heap: the thread holds a few hashers; the bytes come and go in transferred buffers.
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm }, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } });
+    this.worker.unref();
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the hash thread did not start')), STARTUP_MS);
+      timer.unref();
+      this.worker.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.worker.once('exit', () => {
+        clearTimeout(timer);
+        reject(new Error('the hash thread did not start'));
+      });
+    });
+    this.ready.catch(() => undefined);
+    this.worker.on('message', (m: { op: string; id?: number; seq?: number; bytes?: number; data?: ArrayBuffer; value?: unknown; message?: string }) => {
+      if (m.op === 'ack') this.sessions.get(m.id!)?.acked(m.bytes!, m.data);
+      else if (m.op === 'reply') this.take(m.seq!)?.resolve(m.value);
+      else if (m.op === 'failed') {
+        const err = new Error(`hashing failed: ${m.message}`);
+        if (m.seq !== undefined) this.take(m.seq)?.reject(err);
+        if (m.id !== undefined) this.sessions.get(m.id)?.fail(err);
+      }
+    });
+    const die = (err: Error) => {
+      if (this.dead) return;
+      this.dead = err;
+      for (const reply of this.replies.values()) reply.reject(err);
+      this.replies.clear();
+      for (const session of this.sessions.values()) session.fail(err);
+      this.sessions.clear();
+      onDeath(this, err);
+    };
+    this.worker.on('error', die);
+    this.worker.on('exit', (code) => die(new Error(`the hash thread exited (${code})`)));
+  }
+
+  private take(seq: number): Reply | undefined {
+    const reply = this.replies.get(seq);
+    this.replies.delete(seq);
+    return reply;
+  }
+
+  get load(): number {
+    return this.sessions.size;
+  }
+
+  attach(session: ThreadHash, id: number): void {
+    this.sessions.set(id, session);
+  }
+
+  detach(id: number): void {
+    this.sessions.delete(id);
+  }
+
+  post(message: Record<string, unknown>, transfer?: ArrayBuffer[]): void {
+    if (this.dead) throw this.dead;
+    this.worker.postMessage(message, transfer);
+  }
+
+  ask<T>(message: Record<string, unknown>): Promise<T> {
+    if (this.dead) return Promise.reject(this.dead);
+    const seq = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      this.replies.set(seq, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ ...message, seq });
+    });
+  }
+}
+
+let sessionIds = 0;
+
+/**
+ * A hash computed on a hash thread: bytes are copied into 1 MiB batches that are handed over and back
+ * (moved, not copied again, and reused), at most 4 MiB on their way at once, so the request's thread
+ * only copies.
+ */
+class ThreadHash implements ResumableHash {
+  private readonly id = ++sessionIds;
+  private batch: Buffer | null = null;
+  /** Batches the thread has handed back, for reuse: no allocation per megabyte. */
+  private readonly free: Buffer[] = [];
+  private filled = 0;
+  private inflight = 0;
+  private waiter: (() => void) | null = null;
+  private failure: Error | null = null;
+  private closed = false;
+
+  constructor(private readonly thread: HashThread, state: Uint8Array | null) {
+    thread.attach(this, this.id);
+    thread.post({ op: 'open', id: this.id, state });
+  }
+
+  acked(bytes: number, data?: ArrayBuffer): void {
+    if (data && data.byteLength === BATCH_BYTES && !this.closed && this.free.length < MAX_INFLIGHT_BYTES / BATCH_BYTES + 1) this.free.push(Buffer.from(data));
+    this.inflight -= bytes;
+    if (this.inflight <= MAX_INFLIGHT_BYTES) this.wake();
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  private check(): void {
+    if (this.failure) throw unavailable('Hashing failed; retry the upload', this.failure);
+    if (this.closed) throw new Error('hash used after close');
+  }
+
+  private send(): void {
+    if (!this.batch || this.filled === 0) return;
+    const data = this.batch.buffer as ArrayBuffer;
+    this.thread.post({ op: 'update', id: this.id, data, length: this.filled }, [data]);
+    this.inflight += this.filled;
+    this.batch = null;
+    this.filled = 0;
+  }
+
+  async update(chunk: Buffer): Promise<void> {
+    this.check();
+    let offset = 0;
+    while (offset < chunk.length) {
+      this.batch ??= this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+      const n = chunk.copy(this.batch, this.filled, offset);
+      this.filled += n;
+      offset += n;
+      if (this.filled === BATCH_BYTES) {
+        this.send();
+        while (this.inflight > MAX_INFLIGHT_BYTES && !this.failure) await new Promise<void>((resolve) => (this.waiter = resolve));
+        this.check();
+      }
+    }
+  }
+
+  async save(): Promise<Uint8Array> {
+    this.check();
+    this.send();
+    try {
+      return await this.thread.ask<Uint8Array>({ op: 'save', id: this.id });
+    } catch (err) {
+      throw unavailable('Hashing failed; retry the upload', err);
+    }
+  }
+
+  async digest(): Promise<string> {
+    this.check();
+    this.send();
+    try {
+      return await this.thread.ask<string>({ op: 'digest', id: this.id });
+    } catch (err) {
+      throw unavailable('Hashing failed; retry the upload', err);
+    } finally {
+      this.closed = true;
+      this.thread.detach(this.id);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.batch = null;
+    this.free.length = 0;
+    this.thread.detach(this.id);
+    if (!this.thread.dead) this.thread.post({ op: 'close', id: this.id });
+  }
+}
+
+/**
+ * Resumable SHA-256 hashes for the uploads of one process, computed on up to `threads` hash threads
+ * (started on first use, each serving any number of uploads, the least busy first) so that hashing,
+ * the costliest step of an upload with a hash that can be saved, runs beside the request's thread
+ * rather than on it. hash-wasm's SHA-256 costs about five times Node's own, which cannot be saved.
+ * With 0 threads, or when a thread cannot start, hashing runs inline.
+ */
+export class ResumableHashes {
+  private readonly threads: HashThread[] = [];
+  private readonly max: number;
+  private hashWasm: string | null | undefined;
+  private warned = false;
+
+  constructor(
+    private readonly log: Logger,
+    threads = Math.max(1, Math.min(2, availableParallelism() - 1)),
+  ) {
+    this.max = threads;
+  }
+
+  private resolveHashWasm(): string | null {
+    if (this.hashWasm !== undefined) return this.hashWasm;
+    try {
+      this.hashWasm = createRequire(import.meta.url).resolve('hash-wasm');
+    } catch {
+      this.hashWasm = null;
+    }
+    return this.hashWasm;
+  }
+
+  private async thread(): Promise<HashThread | null> {
+    const path = this.max > 0 ? this.resolveHashWasm() : null;
+    if (!path) return null;
+    let thread = this.threads.length < this.max ? null : [...this.threads].sort((a, b) => a.load - b.load)[0]!;
+    if (!thread) {
+      thread = new HashThread(path, (dead, err) => {
+        const i = this.threads.indexOf(dead);
+        if (i >= 0) this.threads.splice(i, 1);
+        this.log.warn({ err: { message: err.message } }, 'a hash thread stopped; the next upload starts another');
+      });
+      this.threads.push(thread);
+    }
+    try {
+      await thread.ready;
+      return thread;
+    } catch (err) {
+      if (!this.warned) this.log.warn({ err: { message: (err as Error).message } }, 'hashing uploads on the request thread: no hash thread could start');
+      this.warned = true;
+      const i = this.threads.indexOf(thread);
+      if (i >= 0) this.threads.splice(i, 1);
+      void thread.worker.terminate();
+      return null;
+    }
+  }
+
+  /** A hash that continues from `state` (a saved state), or starts afresh. */
+  async open(state: Uint8Array | null): Promise<ResumableHash> {
+    const thread = await this.thread();
+    if (!thread) return InlineHash.open(state);
+    return new ThreadHash(thread, state);
+  }
+
+  /** Stops the hash threads (at shutdown). */
+  async close(): Promise<void> {
+    const threads = this.threads.splice(0);
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+  }
+}
