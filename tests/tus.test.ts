@@ -458,6 +458,30 @@ describe('tus protocol rules', { timeout: 60_000 }, () => {
   });
 });
 
+describe('guests and docs', { timeout: 60_000 }, () => {
+  it('with NONDIVY_GUEST_UPLOAD=1 a guest uploads (the item is the guest\'s) and a member cannot see the guest\'s upload; /docs lists the routes', async () => {
+    const site = await startSite({ NONDIVY_GUEST_UPLOAD: '1' });
+    try {
+      const api = site.server.api;
+      const data = randomBytes(70_000);
+      const created = await fetch(`${api}/uploads`, { method: 'POST', headers: { ...TUS, 'upload-length': String(data.length), 'upload-metadata': meta({ filename: 'guest.bin' }) } });
+      assert.equal(created.status, 201);
+      const url = new URL(created.headers.get('location')!, site.server.url).href;
+      const admin = await login(api, 'admin', 'admin-password');
+      assert.equal((await fetch(url, { method: 'HEAD', headers: { ...TUS, ...bearer(admin) } })).status, 404);
+      const done = await fetch(url, { method: 'PATCH', headers: { ...TUS, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: data });
+      assert.equal(done.status, 204);
+      const item = (await (await fetch(`${api}/library/${done.headers.get('nondivy-item-id')}`)).json()) as { uploadedBy: string; sha256: string };
+      assert.deepEqual([item.uploadedBy, item.sha256], ['guest', sha256(data)]);
+      const docs = (await (await fetch(`${site.server.url}/docs/json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+      assert.ok(docs.paths['/api/v1/uploads']?.post, Object.keys(docs.paths).join());
+      assert.ok(docs.paths['/api/v1/uploads/{id}']?.patch);
+    } finally {
+      await site.close();
+    }
+  });
+});
+
 describe('expiry', { timeout: 60_000 }, () => {
   it('an abandoned upload is swept with its staged bytes once it expires', async () => {
     const site = await startSite({ NONDIVY_UPLOAD_EXPIRY_SECONDS: '2' });
