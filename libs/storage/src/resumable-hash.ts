@@ -76,9 +76,9 @@ parentPort.on('message', (m) => {
 `;
 
 /** Bytes gathered before one message to the thread: few messages, one copy per byte. */
-const BATCH_BYTES = 1024 * 1024;
+const BATCH_BYTES = 512 * 1024;
 /** Bytes a session may have on their way to the thread; past it, `update` waits. */
-const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
+const MAX_INFLIGHT_BYTES = 2 * 1024 * 1024;
 /** A thread that has not loaded hash-wasm in this time is given up (the hashing stays inline). */
 const STARTUP_MS = 10_000;
 
@@ -171,8 +171,8 @@ class HashThread {
 let sessionIds = 0;
 
 /**
- * A hash computed on a hash thread: bytes are copied into 1 MiB batches that are handed over and back
- * (moved, not copied again, and reused), at most 4 MiB on their way at once, so the request's thread
+ * A hash computed on a hash thread: bytes are copied into 512 KiB batches that are handed over and back
+ * (moved, not copied again, and reused), at most 2 MiB on their way at once, so the request's thread
  * only copies.
  */
 class ThreadHash implements ResumableHash {
