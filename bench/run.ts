@@ -23,6 +23,7 @@ import { federationBench } from './federation.js';
 import { ftpBench } from './ftp.js';
 import { searchBench } from './search.js';
 import { sharingBench } from './sharing.js';
+import { webBench } from './web.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MiB = 1024 * 1024;
@@ -34,7 +35,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
  * Which parts to run: transfers (1 GiB through the gateway), search (catalogue), ftp (the FTP
  * service), sharing (device to device), federation (two linked sites).
  */
-const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,ftp,sharing,federation').split(',').map((p) => p.trim());
+const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,ftp,sharing,federation,web').split(',').map((p) => p.trim());
 const SEARCH_ITEMS = Number(process.env.BENCH_SEARCH_ITEMS ?? 100_000);
 /**
  * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
@@ -322,6 +323,7 @@ async function main() {
   const shared = { work, size: SIZE, runs: RUNS, adminPassword: ADMIN_PASSWORD, payload, startRedis, startStandalone, stopChild, measure, runCurl, printTable };
   if (PARTS.includes('sharing')) await sharingBench(shared);
   if (PARTS.includes('federation')) await federationBench(shared);
+  if (PARTS.includes('web')) await webBench(shared);
 }
 
 async function transfers() {

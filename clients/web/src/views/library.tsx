@@ -85,6 +85,8 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
   const [cursor, setCursor] = useState<string | null>(null);
   const [total, setTotal] = useState<number | null>(null);
   const [loading, setLoading] = useState(true);
+  /** The address whose results the list shows (for tests and the benchmark: "rendered for this query"). */
+  const [shownFor, setShownFor] = useState('');
   const [more, setMore] = useState(false);
   const [error, setError] = useState('');
   const [facets, setFacets] = useState<Facets | null>(null);
@@ -116,6 +118,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
         setTotal(list.total ?? null);
         setFresh(new Set());
         setLoading(false);
+        setShownFor(key);
       })
       .catch((err) => {
         if (isAbort(err)) return;
@@ -332,7 +335,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
             </p>
           </div>
         )}
-        <ul class="items">
+        <ul class="items" data-for={shownFor}>
           {items.map((item) => (
             <ItemRow item={item} fresh={fresh.has(item.id)} key={item.id} />
           ))}
