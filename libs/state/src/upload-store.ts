@@ -54,11 +54,13 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `);
 
-// KEYS: lock, wanted. ARGV: holder, ttlMs. Returns 'held', 'wanted' (and forgets the wish) or 'lost'.
+// KEYS: lock, wanted. ARGV: holder, ttlMs. Returns 'held', 'wanted' or 'lost'. The wish stays until
+// the lock is released (or it expires): a holder still busy ignores it, and yields at a later renewal
+// once its client has gone quiet.
 const RENEW = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if redis.call('DEL', KEYS[2]) == 1 then return 'wanted' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'wanted' end
 return 'held'
 `);
 

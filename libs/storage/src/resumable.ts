@@ -40,7 +40,7 @@ export interface ResumableUploadStore {
   remove(id: string): Promise<ResumableRecord | null>;
   /** Takes the upload's write lock (across processes) for `ttlMs`; false when held. */
   lock(id: string, holder: string, ttlMs: number): Promise<boolean>;
-  /** Extends the lock; `wanted` when another request asked for it meanwhile; `lost` when no longer held. */
+  /** Extends the lock; `wanted` while another request waits for it (until the lock is released); `lost` when no longer held. */
   renewLock(id: string, holder: string, ttlMs: number): Promise<'held' | 'wanted' | 'lost'>;
   /** Tells the holder that another request waits for the lock. */
   wantLock(id: string): Promise<void>;
@@ -123,7 +123,7 @@ export class ResumableUploads {
   private readonly checkpointBytes: number;
   private readonly hashes: ResumableHashes;
   /** Requests writing now, stopped (checkpointed, lock released) when the process shuts down. */
-  private readonly active = new Set<(reason: AppError) => void>();
+  private readonly active = new Map<(reason: AppError) => void, Promise<void>>();
 
   constructor(options: ResumableOptions) {
     this.library = options.library;
@@ -260,7 +260,8 @@ export class ResumableUploads {
       stopped = reason;
       stopBody?.(reason);
     };
-    this.active.add(stop);
+    let settle!: () => void;
+    this.active.set(stop, new Promise<void>((resolve) => (settle = resolve)));
     const renew = setInterval(() => {
       this.store.renewLock(id, holder, this.lockMs).then(
         (state) => {
@@ -348,6 +349,7 @@ export class ResumableUploads {
       await writer.close();
       if (stopped) this.log.info({ upload: id, offset: durable, reason: (stopped as AppError).message }, 'resumable upload request stopped');
       if (position > durable) this.log.info({ upload: id, offset: durable, dropped: position - durable }, 'resumable upload request ended; bytes after the durable offset dropped');
+      settle();
     }
   }
 
@@ -448,8 +450,13 @@ export class ResumableUploads {
     return this.hashes.close();
   }
 
-  /** Stops every request writing now (each checkpoints what it has and releases its lock): at shutdown. */
-  stopAll(): void {
-    for (const stop of [...this.active]) stop(new AppError('unavailable', 'The server is shutting down: continue the upload in a moment', { retryAfter: 2 }));
+  /** Stops every request writing now and waits until each has checkpointed what it has and released its lock: at shutdown. */
+  async stopAll(timeoutMs = 5000): Promise<void> {
+    const ending = [...this.active.values()];
+    for (const stop of [...this.active.keys()]) stop(new AppError('unavailable', 'The server is shutting down: continue the upload in a moment', { retryAfter: 2 }));
+    // Each ends with a checkpoint, which needs Redis and the blob store: wait for them (a while).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(ending), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 }
