@@ -5,6 +5,7 @@
  * and the gateway's peak RSS during each transfer. BENCH_SIZE (default 1GiB) sets the file size;
  * BENCH_DRIVERS (default "fs,s3") which drivers to measure. The "ftp" part (bench/ftp.ts) does the
  * same through the FTP service, the "search" part (bench/search.ts) measures the catalogue, the
+ * "folders" part (bench/folders.ts) lists and moves a folder of 10,000 items over FTP and REST, the
  * "sharing" part (bench/sharing.ts) device-to-device transfers with the nondivy CLI (direct and
  * relayed) beside a plain HTTP pipe, and the "federation" part (bench/federation.ts) federated search
  * latency and cross-site downloads between two linked sites.
@@ -20,6 +21,7 @@ import { freePort } from '../tests/helpers/ports.js';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@nondivy/storage';
 import { randomBytes } from 'node:crypto';
 import { federationBench } from './federation.js';
+import { foldersBench } from './folders.js';
 import { ftpBench } from './ftp.js';
 import { searchBench } from './search.js';
 import { sharingBench } from './sharing.js';
@@ -32,10 +34,11 @@ const DRIVERS = (process.env.BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.t
 /** Each figure is the best of this many runs: on a busy 2-core machine noise only ever slows a run. */
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /**
- * Which parts to run: transfers (1 GiB through the gateway), search (catalogue), ftp (the FTP
- * service), sharing (device to device), federation (two linked sites).
+ * Which parts to run: transfers (1 GiB through the gateway), search (catalogue), folders (listing
+ * and moving a folder of 10,000 items over FTP and REST), ftp (the FTP service), sharing (device
+ * to device), federation (two linked sites).
  */
-const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,ftp,sharing,federation,web').split(',').map((p) => p.trim());
+const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,folders,ftp,sharing,federation,web').split(',').map((p) => p.trim());
 const SEARCH_ITEMS = Number(process.env.BENCH_SEARCH_ITEMS ?? 100_000);
 /**
  * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
@@ -321,6 +324,7 @@ async function main() {
     console.log(`through the gateway, 32 concurrent clients: ${r.qps.toFixed(0)} queries/s (aim 1000), ${r.errors} errors`);
   }
   const shared = { work, size: SIZE, runs: RUNS, adminPassword: ADMIN_PASSWORD, payload, startRedis, startStandalone, stopChild, measure, runCurl, printTable };
+  if (PARTS.includes('folders')) await foldersBench(shared);
   if (PARTS.includes('sharing')) await sharingBench(shared);
   if (PARTS.includes('federation')) await federationBench(shared);
   if (PARTS.includes('web')) await webBench(shared);
