@@ -1,7 +1,9 @@
 /**
  * The library's rules over a real blob store (FsBlobStore in a throwaway folder) and the in-memory
  * test double of its state (testing/memory-state.ts): what an upload leaves behind when it succeeds,
- * fails or is swept, how equal bytes share one blob, and that a read sends exactly the range asked.
+ * fails or is swept, how equal bytes share one blob, that a read sends exactly the range asked, the
+ * folders of a kind (path names per folder, made, removed and moved folders, who may move what) and
+ * the replacement of an item's bytes.
  * The same library over Redis and S3 is exercised end to end by tests/storage.test.ts.
  *
  * Every `assert.ok` has a message: without one, a failing `assert.ok` makes Node re-read and parse
@@ -557,7 +559,8 @@ describe('Library: folders', { timeout: 20_000 }, () => {
     const old = Buffer.from('old bytes');
     const item = await library.ingest(Readable.from([old]), { filename: 'doc.txt', folder: 'Docs', kind: 'other', tags: ['keep'], description: 'kept' }, alice);
     const oldKey = (await state.getItem(item.id))!.blobKey;
-    await state.updateItem(item.id, { meta: { pages: 3 } as never });
+    await state.updateItem(item.id, { meta: { pages: 3 } });
+    assert.deepEqual((await library.get(item.id)).meta, { pages: 3 });
     const fresh = Buffer.from('new bytes, longer');
     await pause();
     const staged = await library.stage(Readable.from([fresh]));
