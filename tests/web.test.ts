@@ -146,6 +146,7 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
         NONDIVY_HTTP_HOST: '0.0.0.0',
         NONDIVY_FTP_HOST: '0.0.0.0',
         NONDIVY_SITE_NAME: 'Attic',
+        NONDIVY_MAX_UPLOAD_BYTES: '16MiB',
         // Each request's completion is logged at debug: the test reads which content requests were partial.
         LOG_LEVEL: 'debug',
       },
@@ -373,6 +374,16 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     assert.deepEqual(found('slow'), []);
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
 
+    // A file over the server's limit: refused in words, nothing kept.
+    errors.allow(/status of 413/);
+    const huge = join(files.path, 'huge.bin');
+    writeFileSync(huge, randomBytes(17 * 1024 * 1024));
+    await page.locator('#pick-files').setInputFiles(huge);
+    const hugeRow = page.locator('.upload-row[data-name="huge.bin"]');
+    await hugeRow.locator('.error').waitFor({ timeout: 15_000 });
+    assert.match((await hugeRow.locator('.error').textContent()) ?? '', /Too large|too large/);
+    assert.deepEqual(found('huge'), []);
+
     // Edit the tags of one uploaded item, then delete it.
     await page.locator('.upload-row[data-name="Trip/day1/beach.png"]').getByRole('link', { name: /^Open/ }).click();
     await page.getByRole('heading', { name: /^beach/ }).waitFor();
@@ -476,6 +487,17 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     await loginIn(desk.page, 'admin', ADMIN_PASSWORD);
     await desk.page.getByRole('link', { name: 'Upload' }).click();
     await desk.page.getByRole('heading', { name: 'Upload' }).waitFor();
+    // A file dropped on the page (a drop event as the browser makes it, with a DataTransfer).
+    await desk.page.evaluate(`(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['dropped bytes\\n'], 'dropped.txt', { type: 'text/plain' }));
+      const zone = document.querySelector('.dropzone');
+      zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    })()`);
+    await desk.page.locator('.upload-row.s-done[data-name="dropped.txt"]').waitFor();
+    const dropped = api('GET', '/library?q=dropped').json().items as { id: string }[];
+    assert.equal(curl([`${base}/api/v1/library/${dropped[0]!.id}/content`]).toString(), 'dropped bytes\n');
     await view(desk.page, 'upload-desktop');
     await desk.page.goto(`${base}/no/such/page`);
     await desk.page.getByRole('heading', { name: 'Page not found' }).waitFor();

@@ -127,9 +127,6 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
         setCursor(null);
         setLoading(false);
       });
-    call('GET', '/library/facets', { schema: Facets, query: { q: f.q || undefined, tag: f.tags }, signal: ctrl.signal })
-      .then(setFacets)
-      .catch(() => undefined);
     setFolderError('');
     if (f.kind && !f.q && foldersSupported) {
       call('GET', '/library/folders', { schema: FolderList, query: { kind: f.kind, folder: f.folder || undefined }, signal: ctrl.signal })
@@ -143,6 +140,24 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
     } else setFolders(null);
     return () => ctrl.abort();
   }, [key, reload]);
+
+  // Facet counts follow the words a moment after typing pauses: while keys come, the server's time
+  // goes to the results themselves (counting facets over a one-letter prefix is the costlier query).
+  const facetKey = JSON.stringify([filters.q, filters.tags, reload]);
+  useEffect(() => {
+    const ctrl = new AbortController();
+    const timer = setTimeout(
+      () =>
+        call('GET', '/library/facets', { schema: Facets, query: { q: filters.q || undefined, tag: filters.tags }, signal: ctrl.signal })
+          .then(setFacets)
+          .catch(() => undefined),
+      facets ? 300 : 0,
+    );
+    return () => {
+      clearTimeout(timer);
+      ctrl.abort();
+    };
+  }, [facetKey]);
 
   const loadMore = () => {
     if (!cursor || more || loading) return;
