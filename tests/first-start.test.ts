@@ -212,8 +212,8 @@ describe('npm start elsewhere (JSON lines)', () => {
     const res = await fetch(`${server.api}/library?q=requestMarker`);
     assert.equal(res.status, 200);
     await res.body?.cancel();
-    // A request that fails with 404 is not a warning either.
-    const missing = await fetch(`${server.url}/no-such-page`);
+    // A request that fails with 404 is not a warning either (under the API: elsewhere the web app answers).
+    const missing = await fetch(`${server.api}/no-such-page`);
     assert.equal(missing.status, 404);
     await missing.body?.cancel();
     await new Promise((r) => setTimeout(r, 300));

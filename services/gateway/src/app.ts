@@ -9,6 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { GatewayDeps } from './deps.js';
 import { authn } from './plugins/authn.js';
+import { answerWhileClosing } from './plugins/closing.js';
 import { authRoutes } from './routes/auth.js';
 import { deviceRoutes } from './routes/devices.js';
 import { federationRoutes, peerRoutes } from './routes/federation.js';
@@ -44,7 +45,8 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     http: slowClientServerOptions(config.http.limits),
     // An idle keep-alive connection is closed after this long (Node's default; fastify's is 72 s).
     keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
-    return503OnClosing: true,
+    // Closing is answered by the hook below (in our words, and tus HEADs with 423).
+    return503OnClosing: false,
     // Requests are logged at debug (failures at warn and error); refused URLs and malformed
     // requests are answered with problem documents like every other error.
     logController: new RequestLogsAtDebug(),
@@ -55,6 +57,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(problemErrorHandler);
   guardSlowClients(app, config.http.limits, deps.log);
+  answerWhileClosing(app);
 
   await app.register(swagger, {
     openapi: {

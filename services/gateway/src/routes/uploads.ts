@@ -155,7 +155,15 @@ export const uploadRoutes: FastifyPluginAsync<UploadRouteOptions> = async (app, 
     '/uploads/:id',
     { schema: { tags: ['uploads'], summary: 'tus: where an upload stands (Upload-Offset; a finished one also names its item in Nondivy-Item-Id and Nondivy-Item-Path)' } },
     async (req, reply) => {
-      const record = await uploads.get(idOf(req), actorOf(req));
+      let record: Awaited<ReturnType<ResumableUploads['get']>>;
+      try {
+        record = await uploads.get(idOf(req), actorOf(req));
+      } catch (err) {
+        // Redis or the server itself unavailable: 423, not 503, because tus clients take any other
+        // failed HEAD for a lost upload and start again from byte 0; 423 makes them ask again.
+        if (err instanceof AppError && err.kind === 'unavailable') return sendProblem(reply.header('retry-after', String(err.retryAfter ?? 2)), 423, err.message);
+        throw err;
+      }
       reply.header('cache-control', 'no-store').header('upload-offset', String(record.offset)).header('upload-length', String(record.length));
       if (record.metadata) reply.header('upload-metadata', record.metadata);
       if (!record.finished) reply.header('upload-expires', httpDate(record.expiresAt));
