@@ -102,7 +102,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       await api.register(authRoutes, { deps });
       await api.register(eventRoutes, { hub: deps.events, deviceOf: async (req) => (await deps.sharing.deviceOf(req))?.id ?? null });
       await api.register(deviceRoutes, { sharing: deps.sharing, guestSharing: config.sharing.guestSharing });
-      await api.register(federationRoutes, { deps, federation: deps.federation });
+      await api.register(federationRoutes, { deps, federation: deps.federation, publicUrl: config.http.publicUrl });
       await api.register(libraryRoutes, { deps, guestUpload: config.library.guestUpload, maxUploadBytes: config.library.maxUploadBytes });
       await api.register(uploadRoutes, { uploads: deps.uploads, guestUpload: config.library.guestUpload });
     },

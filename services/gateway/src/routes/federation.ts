@@ -1,7 +1,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Device, DeviceId, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, Transfer, TransferId, TransferState } from '@nondivy/contracts';
+import type { AddressInfo } from 'node:net';
+import { Device, DeviceId, Invite, Item, ItemId, ItemList, Link, LinkList, OfferedFile, SearchQuery, SiteInfo, Transfer, TransferId, TransferState } from '@nondivy/contracts';
 import { AppError, badInput } from '@nondivy/errors';
 import { digestOfSha256 } from '@nondivy/federation';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -12,6 +13,7 @@ import { safeFilename } from '@nondivy/storage';
 import { sendContent } from '../content-response.js';
 import type { GatewayDeps } from '../deps.js';
 import { type Federation, publicLink } from '../federation.js';
+import { advertisedUrls } from '../lan-url.js';
 import { requireAdmin } from '../plugins/authn.js';
 
 declare module 'fastify' {
@@ -73,7 +75,19 @@ async function relayResponse(upstream: IncomingMessage, reply: FastifyReply, ite
  * linked site's item streamed through this gateway (or served from our own copy), pulling an item
  * into this library (admins).
  */
-export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federation: Federation }> = async (app, { deps, federation }) => {
+export const federationRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps; federation: Federation; /** NONDIVY_PUBLIC_URL, when set. */ publicUrl?: string }> = async (
+  app,
+  { deps, federation, publicUrl },
+) => {
+  // Open to everyone, like the site's LAN announcement: a page shows the address as a QR code so a
+  // phone joins by scanning (the address it was opened at may be the server's own loopback). The
+  // addresses are the banner's, from the socket actually listening.
+  app.get('/site', { schema: { tags: ['federation'], summary: 'This site: its id, name and the addresses it advertises', response: { 200: SiteInfo } } }, async () => {
+    const address = app.server.address() as AddressInfo | null;
+    const urls = address ? advertisedUrls(address.address, address.port, publicUrl) : publicUrl ? [publicUrl.replace(/\/$/, '')] : [];
+    return { siteId: federation.siteId, name: federation.name, urls };
+  });
+
   app.post(
     '/federation/invites',
     { schema: { tags: ['federation'], summary: 'Create an invite for another site (admins)', response: { 201: Invite } } },
