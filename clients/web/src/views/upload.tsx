@@ -129,7 +129,12 @@ function UploadRow({ u }: { u: Upload }) {
       status = 'Waiting';
       break;
     case 'uploading':
-      status = `${pct}%` + (u.speed > 0 ? ` · ${bytes(u.speed)}/s · ${Number.isFinite(left) ? `${duration(left)} left` : ''}` : '');
+      if (u.note) status = `${pct}% · ${u.note}`;
+      else {
+        status = `${pct}%` + (u.speed > 0 ? ` · ${bytes(u.speed)}/s · ${Number.isFinite(left) ? `${duration(left)} left` : ''}` : '');
+        // Said once it had to resume: from where the server stood, not from zero.
+        if (u.resumedAt !== null && u.resumedAt > 0) status += ` · resumed at ${bytes(u.resumedAt)}`;
+      }
       break;
     case 'done':
       status = 'Uploaded';
