@@ -9,6 +9,7 @@ import { AdminView } from './views/admin.js';
 import { ItemView } from './views/item.js';
 import { LibraryView } from './views/library.js';
 import { LoginView } from './views/login.js';
+import { RemoteItemView } from './views/sites.js';
 import { UploadView } from './views/upload.js';
 import './styles.css';
 
@@ -78,6 +79,9 @@ function App() {
       break;
     case 'item':
       view = <ItemView id={route.id} />;
+      break;
+    case 'remote':
+      view = <RemoteItemView siteId={route.siteId} id={route.id} />;
       break;
     case 'upload':
       view = <UploadView />;

@@ -1,10 +1,11 @@
 import type { TargetedMouseEvent } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
-/** The app's addresses: / (the library, its filters in the query), /item/ID, /upload, /login, /account, /admin. */
+/** The app's addresses: / (the library, its filters in the query), /item/ID, /sites/SITE/item/ID, /upload, /login, /account, /admin. */
 export type Route =
   | { name: 'library'; query: URLSearchParams }
   | { name: 'item'; id: string }
+  | { name: 'remote'; siteId: string; id: string }
   | { name: 'upload' }
   | { name: 'login'; next: string }
   | { name: 'account' }
@@ -17,6 +18,8 @@ export function parseRoute(loc: { pathname: string; search: string }): Route {
   if (path === '/') return { name: 'library', query };
   const item = /^\/item\/([A-Za-z0-9_-]{22})$/.exec(path);
   if (item) return { name: 'item', id: item[1]! };
+  const remote = /^\/sites\/([A-Za-z0-9_-]{8,40})\/item\/([A-Za-z0-9_-]{22})$/.exec(path);
+  if (remote) return { name: 'remote', siteId: remote[1]!, id: remote[2]! };
   if (path === '/upload') return { name: 'upload' };
   if (path === '/login') {
     const next = query.get('next') ?? '/';

@@ -5,6 +5,7 @@ import { day } from '../format.js';
 import { me, say, sessionEnded } from '../state.js';
 import { describe } from './item.js';
 import { NeedLogin } from './need-login.js';
+import { LinkedSitesAdmin, SiteAddress } from './sites.js';
 
 const UserList = z.object({ users: z.array(User) });
 
@@ -13,7 +14,7 @@ const fail = (setError: (s: string) => void) => (err: unknown) => {
   setError(describe(err));
 };
 
-/** Accounts (admins): create, change a role, reset a password, delete. */
+/** Admins: this site's address (with its QR code); accounts (create, change a role, reset a password, delete); linked sites. */
 export function AdminView() {
   const user = me.use();
   const [users, setUsers] = useState<User[] | null>(null);
@@ -37,25 +38,29 @@ export function AdminView() {
     );
   }
   return (
-    <section class="panel">
-      <h1>Users</h1>
-      <CreateUser onCreated={load} />
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
-      <h2>Accounts</h2>
-      {!users ? (
-        <p class="muted">Loading…</p>
-      ) : (
-        <ul class="user-list">
-          {users.map((u) => (
-            <UserRow u={u} self={u.username === user.username} onChange={load} key={u.username} />
-          ))}
-        </ul>
-      )}
-    </section>
+    <>
+      <section class="panel">
+        <h1>Users</h1>
+        <CreateUser onCreated={load} />
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        <h2>Accounts</h2>
+        {!users ? (
+          <p class="muted">Loading…</p>
+        ) : (
+          <ul class="user-list">
+            {users.map((u) => (
+              <UserRow u={u} self={u.username === user.username} onChange={load} key={u.username} />
+            ))}
+          </ul>
+        )}
+      </section>
+      <SiteAddress />
+      <LinkedSitesAdmin />
+    </>
   );
 }
 

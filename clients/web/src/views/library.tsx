@@ -4,6 +4,7 @@ import { bytes, day, folderLabel, KIND_LABELS, KIND_SINGULAR } from '../format.j
 import { Icon } from '../icons.js';
 import { onLibraryEvent } from '../live.js';
 import { lastLibrary, navigate, onLinkClick } from '../router.js';
+import { RemoteItemRow, rememberSites, SiteAnswersNote, siteName } from './sites.js';
 
 const PAGE = 30;
 const KINDS = Object.keys(KIND_LABELS);
@@ -18,17 +19,21 @@ interface Filters {
   folder: string;
   /** Only the items directly in the folder, not below. */
   direct: boolean;
+  /** Linked sites' items too (their first page; folders are this site's own, so none then). */
+  sites: boolean;
 }
 
 function filtersOf(query: URLSearchParams): Filters {
   const kind = query.get('kind') ?? '';
+  const sites = query.get('sites') === '1';
   return {
     q: query.get('q') ?? '',
     kind: KINDS.includes(kind) ? kind : '',
     tags: query.getAll('tag').slice(0, 8),
     sort: query.get('sort') ?? '',
-    folder: kind ? (query.get('folder') ?? '').replace(/^\/+|\/+$/g, '') : '',
-    direct: query.get('direct') === '1',
+    folder: kind && !sites ? (query.get('folder') ?? '').replace(/^\/+|\/+$/g, '') : '',
+    direct: !sites && query.get('direct') === '1',
+    sites,
   };
 }
 
@@ -40,6 +45,7 @@ function addressOf(f: Filters): string {
   if (f.sort) p.set('sort', f.sort);
   if (f.kind && f.folder) p.set('folder', f.folder);
   if (f.kind && f.direct) p.set('direct', '1');
+  if (f.sites) p.set('sites', '1');
   const s = p.toString();
   return s ? `/?${s}` : '/';
 }
@@ -48,6 +54,7 @@ function addressOf(f: Filters): string {
 let foldersSupported = true;
 
 function listQuery(f: Filters) {
+  if (f.sites) return { q: f.q || undefined, kind: f.kind || undefined, tag: f.tags, sort: f.sort || undefined, limit: PAGE, scope: 'federated' };
   const folderParams = f.kind && foldersSupported ? (f.direct ? { folder: f.folder || '/' } : f.folder ? { under: f.folder } : {}) : {};
   return { q: f.q || undefined, kind: f.kind || undefined, tag: f.tags, sort: f.sort || undefined, limit: PAGE, ...folderParams };
 }
@@ -93,6 +100,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
   const [folders, setFolders] = useState<FolderList | null>(null);
   const [folderError, setFolderError] = useState('');
   const [waiting, setWaiting] = useState(0);
+  const [siteAnswers, setSiteAnswers] = useState<ItemList['sites']>(undefined);
   const [reload, setReload] = useState(0);
   const filtersRef = useRef(filters);
   filtersRef.current = filters;
@@ -114,6 +122,8 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
     fetchList(f, undefined, ctrl.signal)
       .then((list) => {
         setItems(list.items);
+        setSiteAnswers(list.sites);
+        if (list.sites) rememberSites(list.sites);
         setCursor(list.nextCursor);
         setTotal(list.total ?? null);
         setFresh(new Set());
@@ -124,11 +134,12 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
         if (isAbort(err)) return;
         setError((err as Error).message);
         setItems([]);
+        setSiteAnswers(undefined);
         setCursor(null);
         setLoading(false);
       });
     setFolderError('');
-    if (f.kind && !f.q && foldersSupported) {
+    if (f.kind && !f.q && !f.sites && foldersSupported) {
       call('GET', '/library/folders', { schema: FolderList, query: { kind: f.kind, folder: f.folder || undefined }, signal: ctrl.signal })
         .then(setFolders)
         .catch((err) => {
@@ -167,8 +178,8 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
     fetchList(filtersRef.current, cursor, ctrl.signal)
       .then((list) => {
         setItems((old) => {
-          const seen = new Set(old.map((i) => i.id));
-          return [...old, ...list.items.filter((i) => !seen.has(i.id))];
+          const seen = new Set(old.map((i) => `${i.site ?? ''}/${i.id}`));
+          return [...old, ...list.items.filter((i) => !seen.has(`${i.site ?? ''}/${i.id}`))];
         });
         setCursor(list.nextCursor);
         setMore(false);
@@ -267,6 +278,10 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
             ))}
           </div>
         )}
+        <label class="check">
+          <input type="checkbox" checked={filters.sites} onChange={(e) => go({ sites: e.currentTarget.checked, folder: '', direct: false })} />
+          Include linked sites
+        </label>
         <div class="sortline">
           <label for="sort">Sort</label>
           <select id="sort" value={sortValue} onChange={(e) => go({ sort: e.currentTarget.value === (filters.q ? 'relevance' : 'new') ? '' : e.currentTarget.value })}>
@@ -281,7 +296,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
         </div>
       </div>
 
-      {filters.kind && foldersSupported && (
+      {filters.kind && !filters.sites && foldersSupported && (
         <nav class="folders" aria-label="Folders">
           <ol class="crumbs">
             <li>
@@ -326,7 +341,7 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
         <div class="results-head">
           <h1 id="results-heading">{heading}</h1>
           <p class="muted" aria-live="polite">
-            {loading ? 'Loading…' : count !== undefined ? `${count} ${count === 1 ? 'item' : 'items'}` : ''}
+            {loading ? 'Loading…' : count !== undefined ? `${count} ${count === 1 ? 'item' : 'items'}${filters.sites ? ' here' : ''}` : ''}
             {filters.folder ? ` in ${folderLabel(filters.folder)}` : ''}
           </p>
         </div>
@@ -350,10 +365,15 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
             </p>
           </div>
         )}
+        {filters.sites && siteAnswers && !loading && <SiteAnswersNote sites={siteAnswers} counts={countBySite(items)} />}
         <ul class="items" data-for={shownFor}>
-          {items.map((item) => (
-            <ItemRow item={item} fresh={fresh.has(item.id)} key={item.id} />
-          ))}
+          {items.map((item) =>
+            item.site ? (
+              <RemoteItemRow item={item} siteLabel={siteAnswers?.find((s) => s.siteId === item.site)?.name ?? siteName(item.site)} key={`${item.site}/${item.id}`} />
+            ) : (
+              <ItemRow item={item} fresh={fresh.has(item.id)} key={item.id} />
+            ),
+          )}
         </ul>
         <div ref={sentinel} />
         {cursor && !loading && (
@@ -365,6 +385,12 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
     </div>
   );
 }
+
+const countBySite = (items: Item[]) => {
+  const counts: Record<string, number> = {};
+  for (const i of items) if (i.site) counts[i.site] = (counts[i.site] ?? 0) + 1;
+  return counts;
+};
 
 function ItemRow({ item, fresh }: { item: Item; fresh: boolean }) {
   const folder = item.folder;
