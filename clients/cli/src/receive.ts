@@ -187,7 +187,7 @@ export class Receiver {
     }
   }
 
-  private emit(event: 'offer' | 'accepted' | 'rejected' | 'received' | 'failed', t: Transfer, extra: Record<string, unknown> = {}) {
+  private emit(event: 'offer' | 'text' | 'accepted' | 'rejected' | 'received' | 'failed', t: Transfer, extra: Record<string, unknown> = {}) {
     this.ctx.out.data({ event, transfer: t.id, from: t.from, ...extra });
   }
 
@@ -203,6 +203,10 @@ export class Receiver {
     this.emit('offer', t, { files: t.files, expiresAt: t.expiresAt });
     ctx.out.line(`offer ${t.id} from ${printable(t.from.name)} (${printable(t.from.owner)}${t.from.site ? `@${printable(t.from.site)}` : ''}): ${t.files.length} file${t.files.length === 1 ? '' : 's'}, ${formatBytes(total)}`);
     for (const f of t.files) ctx.out.line(`  ${printable(f.name)}  ${formatBytes(f.size)}`);
+    if (t.text) {
+      this.emit('text', t, { text: t.text });
+      for (const line of t.text.split('\n')) ctx.out.line(`  > ${printable(line)}`);
+    }
 
     let accept: boolean;
     try {

@@ -56,11 +56,25 @@ export const TransferState = z.enum(TRANSFER_STATES);
 export type TransferState = z.infer<typeof TransferState>;
 export const FINAL_TRANSFER_STATES: readonly TransferState[] = ['rejected', 'cancelled', 'expired', 'completed', 'failed'];
 
+/** Text messages are capped: they sit in the transfer's record until it ends. */
+export const MAX_TRANSFER_TEXT = 4000;
+export const TransferText = z
+  .string()
+  .min(1)
+  .max(MAX_TRANSFER_TEXT, `A text may have at most ${MAX_TRANSFER_TEXT} characters`)
+  .refine((t) => t.trim().length > 0, 'The text is empty')
+  .refine((t) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(t), 'No control characters other than tabs and line breaks');
+
 export const OfferedFile = z.strictObject({
   /** The name as the sender has it; the receiver sanitises it again before writing. */
   name: z.string().min(1).max(1000),
   size: z.number().int().nonnegative().max(2 ** 50),
-  sha256: Sha256,
+  /**
+   * The file's SHA-256, which a receiver that writes the file checks. Optional: a browser sends
+   * without it (hashing a file of several GiB first would read it twice); the relay still counts
+   * every byte against `size`.
+   */
+  sha256: Sha256.optional(),
 });
 export type OfferedFile = z.infer<typeof OfferedFile>;
 
@@ -69,8 +83,11 @@ export const CreateTransferRequest = z.strictObject({
   from: DeviceId,
   /** The receiving device: an id, or `name` / `id@site` for a device of a linked site. */
   to: z.string().min(1).max(200),
-  files: z.array(OfferedFile).min(1).max(1000),
-});
+  /** The files; none when the offer is a text message alone. */
+  files: z.array(OfferedFile).max(1000),
+  /** A short text or link shown to the receiver (kept only until the transfer ends). */
+  text: TransferText.optional(),
+}).refine((o) => o.files.length > 0 || o.text !== undefined, { message: 'Offer at least one file or a text', path: ['files'] });
 
 export const TransferParty = z.object({ device: z.string(), name: z.string(), owner: z.string(), site: z.string().optional() });
 
@@ -91,8 +108,23 @@ export const Transfer = z.object({
   directToken: z.string().nullable(),
   /** Why it failed or was rejected/cancelled, in words. */
   reason: z.string().nullable(),
+  /** The offer's text message, while the transfer is open (dropped when it ends). */
+  text: z.string().nullable().optional(),
+  /** Relayed so far: files the receiver got whole, and bytes (updated about once a second). */
+  progress: z.object({ files: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }).optional(),
 });
 export type Transfer = z.infer<typeof Transfer>;
+
+/**
+ * A link for a browser to take one relayed file through its download manager (a link cannot carry
+ * X-Device-Token): single use, short-lived, for one file of one accepted transfer, bound to the
+ * receiving device (which must still be online when the link is followed).
+ */
+export const DownloadTicketResponse = z.object({
+  /** The relay address of the file, with the ticket in its query (`?ticket=`). */
+  url: z.string(),
+  expiresAt: z.iso.datetime(),
+});
 
 export const AcceptTransferRequest = z.strictObject({
   /** A secret the receiver's direct endpoint will require from the sender (omit: relay only). */

@@ -134,6 +134,8 @@ function transferFromHash(h: Record<string, string>): Transfer | null {
     directUrl: h.directUrl || null,
     directToken: h.directToken || null,
     reason: h.reason || null,
+    text: h.text || null,
+    progress: { files: Number(h.doneFiles ?? 0), bytes: Number(h.doneBytes ?? 0) },
   };
 }
 
@@ -152,6 +154,8 @@ redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[2] ~= 'offered' then redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[1], 'id')) end
 if ARGV[2] == 'rejected' or ARGV[2] == 'cancelled' or ARGV[2] == 'expired' or ARGV[2] == 'completed' or ARGV[2] == 'failed' then
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  -- A text message is kept only while the transfer is open.
+  redis.call('HDEL', KEYS[1], 'text')
 elseif ARGV[2] == 'accepted' then
   -- The bytes may take long to go: the record lives a day from acceptance.
   redis.call('PEXPIRE', KEYS[1], 86400000)
@@ -167,6 +171,31 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 `);
+
+// KEYS: transfer   ARGV: n, size   → how many files are delivered (each file counted once; 0 when the transfer is gone)
+const DELIVERED = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'delivered:' .. ARGV[1], '1') == 1 then
+  redis.call('HINCRBY', KEYS[1], 'doneFiles', 1)
+  redis.call('HINCRBY', KEYS[1], 'doneBase', ARGV[2])
+  redis.call('HSET', KEYS[1], 'doneBytes', redis.call('HGET', KEYS[1], 'doneBase'))
+end
+return tonumber(redis.call('HGET', KEYS[1], 'doneFiles'))
+`);
+
+// KEYS: transfer   ARGV: bytes of the file on its way   Progress within a file: the delivered files' bytes plus these.
+const PROGRESS = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'doneBytes', tonumber(redis.call('HGET', KEYS[1], 'doneBase') or '0') + tonumber(ARGV[1]))
+return 1
+`);
+
+/** A download ticket's binding: one file of one transfer, for one receiving device. */
+export interface TransferTicket {
+  transfer: string;
+  n: number;
+  device: string;
+}
 
 /** The outcome of a state change that was not allowed: the transfer is in `state` (or already exists). */
 export class TransferStateError extends Error {
@@ -256,7 +285,7 @@ export class RedisTransferStore {
    * Records a new offer. With `caps`, refuses it (OfferLimitError) when the sender or the receiver
    * already has that many open offers, atomically with the creation.
    */
-  async create(t: { id: string; from: Transfer['from']; to: Transfer['to']; files: (OfferedFile & { n: number })[]; ttlMs: number }, caps: PendingCaps = { maxSent: 0, maxReceived: 0 }): Promise<Transfer> {
+  async create(t: { id: string; from: Transfer['from']; to: Transfer['to']; files: (OfferedFile & { n: number })[]; text?: string; ttlMs: number }, caps: PendingCaps = { maxSent: 0, maxReceived: 0 }): Promise<Transfer> {
     const now = Date.now();
     const record: Transfer = {
       id: t.id,
@@ -271,8 +300,10 @@ export class RedisTransferStore {
       directUrl: null,
       directToken: null,
       reason: null,
+      text: t.text ?? null,
+      progress: { files: 0, bytes: 0 },
     };
-    const fields = {
+    const fields: Record<string, string> = {
       id: record.id,
       from: JSON.stringify(record.from),
       to: JSON.stringify(record.to),
@@ -282,6 +313,7 @@ export class RedisTransferStore {
       expiresAt: record.expiresAt,
       updatedAt: record.updatedAt,
     };
+    if (t.text !== undefined) fields.text = t.text;
     const created = await withRedis(() =>
       CREATE_TRANSFER.run(this.redis, 7,
         keys.transfer(t.id), keys.transfersExpiring, keys.deviceTransfers(t.from.device), keys.deviceTransfers(t.to.device), keys.transferEvents,
@@ -363,6 +395,29 @@ export class RedisTransferStore {
   /** Sets fields of an existing transfer without a state change (e.g. the route the sender chose). */
   async set(id: string, fields: Record<string, string>): Promise<void> {
     await withRedis(() => SET_IF_EXISTS.run(this.redis, 1, keys.transfer(id), ...Object.entries(fields).flat()));
+  }
+
+  /** Records file `n` (of `size` bytes) as delivered whole to the receiver; returns how many files are. */
+  async delivered(id: string, n: number, size: number): Promise<number> {
+    return Number(await withRedis(() => DELIVERED.run(this.redis, 1, keys.transfer(id), String(n), String(size))));
+  }
+
+  /** Progress within the file on its way: `bytes` of it delivered so far. */
+  async progress(id: string, bytes: number): Promise<void> {
+    await withRedis(() => PROGRESS.run(this.redis, 1, keys.transfer(id), String(bytes)));
+  }
+
+  /** Keeps a download ticket (by the hash of its secret) for `ttlMs`. */
+  async putTicket(secretHash: string, ticket: TransferTicket, ttlMs: number): Promise<void> {
+    await withRedis(() => this.redis.set(keys.transferTicket(secretHash), JSON.stringify(ticket), 'PX', ttlMs));
+  }
+
+  /** Takes a download ticket: it is gone afterwards, whatever the caller then decides. */
+  async takeTicket(secretHash: string): Promise<TransferTicket | null> {
+    const raw = await withRedis(() => this.redis.getdel(keys.transferTicket(secretHash)));
+    if (!raw) return null;
+    const t = JSON.parse(raw) as Partial<TransferTicket>;
+    return typeof t.transfer === 'string' && typeof t.n === 'number' && typeof t.device === 'string' ? { transfer: t.transfer, n: t.n, device: t.device } : null;
   }
 
   /** Marks open offers past their deadline as expired; returns how many. */

@@ -8,6 +8,6 @@ export { ParkedJobStore, type ParkedJob } from './parked-jobs.js';
 export { SiteIdentityStore } from './site-identity-store.js';
 export { RedisUserStore, RedisSessionStore, RedisLoginThrottle, type StoredUser } from './user-store.js';
 export type { Redis } from 'ioredis';
-export { RedisDeviceStore, RedisTransferStore, TransferStateError, type StoredDevice } from './device-store.js';
+export { RedisDeviceStore, RedisTransferStore, TransferStateError, type StoredDevice, type TransferTicket } from './device-store.js';
 export { RedisFederationStore, type StoredLink } from './federation-store.js';
 export { RedisUploadStore } from './upload-store.js';

@@ -38,6 +38,8 @@ export const keys = {
   resumableExpiring: `${PREFIX}resumable:expiring`,
   /** Sorted set: one owner's unfinished resumable upload ids scored by their length (the caps). */
   resumableByOwner: (owner: string) => `${PREFIX}resumable:by:${owner}`,
+  /** Hash: one owner's unfinished uploads named by path (FTP), place key → upload id (one per place). */
+  resumableAt: (owner: string) => `${PREFIX}resumable:at:${owner}`,
   /** Prefix of every resumable upload key (tests check that none is left). */
   resumablePrefix: `${PREFIX}resumable:`,
   /** Sorted set: blob objects no longer referenced, scored by when they may be deleted (ms). */
@@ -121,6 +123,11 @@ export const keys = {
    */
   deviceOffersSent: (deviceId: string) => `${PREFIX}device:${deviceId}:transfers:offered:sent`,
   deviceOffersReceived: (deviceId: string) => `${PREFIX}device:${deviceId}:transfers:offered:received`,
+  /**
+   * String with a short TTL: a download ticket (hash of its secret → JSON {transfer, n, device}),
+   * taken once: how a browser follows a plain link to one relayed file.
+   */
+  transferTicket: (secretHash: string) => `${PREFIX}transfer:ticket:${secretHash}`,
   /** Stream: transfer.changed events. */
   transferEvents: `${PREFIX}events:transfers`,
   /** String with a TTL: a federation invite (hash of its secret → JSON), usable once. */

@@ -53,7 +53,7 @@ export class RelayHub {
    * The receiver's side: takes over `res` and resolves once the sender's bytes are all delivered;
    * rejects when the sender went away, sent too much or too little, or never came.
    */
-  receive(key: string, res: ServerResponse, size: number): Promise<void> {
+  receive(key: string, res: ServerResponse, size: number, headers: Record<string, string> = {}): Promise<void> {
     if (this.slots.get(key)?.receiver) return Promise.reject(new AppError('conflict', 'This file is already being received'));
     return new Promise<void>((resolve, reject) => {
       const slot = this.slot(key, () => {
@@ -70,7 +70,7 @@ export class RelayHub {
       // The status line goes out when the sender is there: until then the receiver can still get
       // a proper error (sender never came).
       receiver.start = () => {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), 'cache-control': 'no-store' });
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), 'cache-control': 'no-store', ...headers });
         res.flushHeaders();
       };
       if (slot.senderWaiting) {
@@ -88,7 +88,7 @@ export class RelayHub {
    * the receiver has every byte; rejects (and cuts the receiver's connection, so it knows) on any
    * failure: too many bytes (`too_large`), too few (`bad_input`), either side gone (`unavailable`).
    */
-  async send(key: string, req: IncomingMessage, size: number): Promise<void> {
+  async send(key: string, req: IncomingMessage, size: number, onBytes?: (sent: number) => void): Promise<void> {
     const receiver = await new Promise<Receiver>((resolve, reject) => {
       const slot = this.slots.get(key);
       if (slot?.senderWaiting) return reject(new AppError('conflict', 'This file is already being sent'));
@@ -111,7 +111,7 @@ export class RelayHub {
     });
     try {
       receiver.start();
-      await copyExactly(req, receiver.res, size);
+      await copyExactly(req, receiver.res, size, onBytes);
       receiver.done.resolve();
     } catch (err) {
       // Destroyed, never ended: the receiver's response announced `size` bytes, so an ended
@@ -132,7 +132,7 @@ export class RelayHub {
  * response is ended only when the sender's body ended at exactly `size`. On failure the sender's
  * body is left unread (the route answers it and closes its connection); the caller cuts the receiver.
  */
-function copyExactly(req: IncomingMessage, res: ServerResponse, size: number): Promise<void> {
+function copyExactly(req: IncomingMessage, res: ServerResponse, size: number, onBytes?: (sent: number) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let sent = 0;
     let settled = false;
@@ -153,6 +153,7 @@ function copyExactly(req: IncomingMessage, res: ServerResponse, size: number): P
         return settle(new AppError('too_large', `More bytes than offered (${size})`));
       }
       sent += write;
+      onBytes?.(sent);
       if (!res.write(chunk)) req.pause();
     };
     const onDrain = () => req.resume();

@@ -3,6 +3,7 @@ import {
   CreateTransferRequest,
   Device,
   DeviceId,
+  DownloadTicketResponse,
   FinishTransferRequest,
   ReasonRequest,
   RegisterDeviceRequest,
@@ -17,7 +18,7 @@ import type { StoredDevice } from '@nondivy/state';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { viewFor, type Sharing } from '../sharing/sharing.js';
+import { ownerForGuest, viewFor, type Sharing } from '../sharing/sharing.js';
 
 export interface DeviceRouteOptions {
   /** Device sharing's rules: every offer, state move and relayed byte goes through it. */
@@ -72,7 +73,9 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
     },
     async (req) => {
       if (!req.user && !guestSharing) throw unauthorized('Log in to see the devices');
-      return req.query.scope === 'federated' ? sharing.devicesEverywhere() : { devices: await sharing.devicesHere() };
+      const found = req.query.scope === 'federated' ? await sharing.devicesEverywhere() : { devices: await sharing.devicesHere() };
+      // A guest sees the devices online (to send to them) but not the members' account names.
+      return req.user ? found : { ...found, devices: found.devices.map((d) => ({ ...d, owner: ownerForGuest(d.owner) })) };
     },
   );
 
@@ -89,7 +92,7 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
   app.post('/transfers', { schema: { tags: ['transfers'], summary: 'Offer files to a device', body: CreateTransferRequest, response: { 201: Transfer } } }, async (req, reply) => {
     const me = await device(req);
     if (me.id !== req.body.from) throw forbidden('`from` must be the device whose token is sent');
-    return reply.code(201).send(await sharing.offer(me, req.body.to, req.body.files));
+    return reply.code(201).send(viewFor(await sharing.offer(me, req.body.to, req.body.files, req.body.text), me));
   });
 
   app.get(
@@ -149,8 +152,29 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
     return reply.code(204).send();
   });
 
-  app.get('/transfers/:id/files/:n', { schema: { tags: ['transfers'], summary: 'Relay: receive one file (the receiving device)', params: FileParams } }, async (req, reply) => {
-    const deliver = sharing.relayReceive(await party(req, req.params.id), req.params.n);
+  app.post(
+    '/transfers/:id/files/:n/ticket',
+    { schema: { tags: ['transfers'], summary: 'A single-use link (one minute) for the receiving device to take one relayed file through a browser\'s download manager', params: FileParams, response: { 200: DownloadTicketResponse } } },
+    async (req) => {
+      const { secret, expiresAt } = await sharing.ticket(await party(req, req.params.id), req.params.n);
+      return { url: `/api/v1/transfers/${req.params.id}/files/${req.params.n}?ticket=${secret}`, expiresAt };
+    },
+  );
+
+  app.get(
+    '/transfers/:id/files/:n',
+    {
+      schema: {
+        tags: ['transfers'],
+        summary: 'Relay: receive one file (the receiving device: its X-Device-Token, or `ticket` from POST …/ticket, answered as an attachment)',
+        params: FileParams,
+        querystring: z.object({ ticket: z.string().max(100).optional() }),
+      },
+    },
+    async (req, reply) => {
+    const byTicket = req.query.ticket !== undefined && req.headers['x-device-token'] === undefined;
+    const p = byTicket ? await sharing.redeemTicket(req.params.id, req.params.n, req.query.ticket!) : await party(req, req.params.id);
+    const deliver = sharing.relayReceive(p, req.params.n, byTicket);
     reply.hijack();
     try {
       await deliver(reply.raw);
@@ -163,5 +187,6 @@ export const deviceRoutes: FastifyPluginAsyncZod<DeviceRouteOptions> = async (ap
         reply.raw.end(JSON.stringify({ type: 'about:blank', title: 'Relay failed', status, detail: failure.message }));
       } else reply.raw.destroy();
     }
-  });
+    },
+  );
 };

@@ -54,6 +54,7 @@ export class RemoteTransfers {
   /** Streams a file our sender PUTs on to the receiving site's relay. */
   async send(t: Transfer, n: number, body: Readable): Promise<void> {
     const file = t.files[n]!;
+    if (!file.sha256) throw new AppError('bad_input', 'Files sent to a linked site need their SHA-256');
     const link = await this.federation.link(t.to.site!);
     const res = await this.federation.request(link, 'PUT', `/federation/v1/transfers/${t.id}/files/${n}`, { body, digest: digestOfSha256(file.sha256), timeoutMs: null });
     if (!res.ok) {

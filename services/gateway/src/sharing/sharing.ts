@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Device, type OfferedFile, type Transfer, type TransferState } from '@nondivy/contracts';
 import type { OfferLimits } from '@nondivy/config';
-import { AppError, conflict, forbidden, notFound } from '@nondivy/errors';
+import { AppError, conflict, forbidden, notFound, unauthorized } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import { TransferStateError, type RedisDeviceStore, type RedisTransferStore, type StoredDevice, type StoredLink } from '@nondivy/state';
 import { z } from 'zod';
@@ -38,9 +38,39 @@ type TransferFile = Transfer['files'][number];
 
 const publicDevice = (d: StoredDevice): Device => ({ id: d.id, name: d.name, owner: d.owner, since: d.since, lastSeen: d.lastSeen, directUrl: d.directUrl });
 
-/** What a party may see: the direct route's secret only goes to the sender. */
+/** The owner a guest may see of a device: another guest's is "guest", a member's account stays hidden. */
+export const ownerForGuest = (owner: string) => (owner === GUEST_OWNER ? owner : '');
+
+/** The owner name of devices registered without a login (guest sharing). */
+export const GUEST_OWNER = 'guest';
+
+/**
+ * What a party may see: the direct route's secret only goes to the sender; a guest's device never
+ * sees the account name of a member's device.
+ */
 export function viewFor(t: Transfer, device: StoredDevice): Transfer {
-  return t.from.device === device.id ? t : { ...t, directToken: null, directUrl: null };
+  const own = t.from.device === device.id ? t : { ...t, directToken: null, directUrl: null };
+  if (device.owner !== GUEST_OWNER) return own;
+  return { ...own, from: { ...own.from, owner: ownerForGuest(own.from.owner) }, to: { ...own.to, owner: ownerForGuest(own.to.owner) } };
+}
+
+/** How long a download ticket may wait to be followed. */
+export const TICKET_TTL_MS = 60_000;
+/** How often the relay's progress is written to the transfer, at most. */
+const PROGRESS_EVERY_MS = 1000;
+
+const ticketHash = (secret: string) => createHash('sha256').update(secret).digest('base64url');
+
+/** A Content-Disposition for an offered name: an ASCII fallback and the exact name (RFC 6266/8187). */
+export function attachmentOf(name: string): string {
+  const base = name.split(/[\\/]/).pop() || 'file';
+  const ascii = base.replace(/[^\x20-\x7e]|["\\%;]/g, '_').slice(0, 200) || 'file';
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(base).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}
+
+/** Files crossing to a linked site are signed by their SHA-256: each must have one. */
+function requireDigests(files: OfferedFile[]): void {
+  if (files.length === 0 || files.some((f) => !f.sha256)) throw new AppError('bad_input', 'Files sent to a linked site need their SHA-256 (and a text cannot go alone)');
 }
 
 /** The words a relay failure is recorded (and answered) with. */
@@ -109,30 +139,35 @@ export class Sharing {
    * linked site (`DEVICE@SITE`). Refused when too big (413) or when either device already has its
    * cap of open offers (429).
    */
-  async offer(me: StoredDevice, to: string, files: OfferedFile[]): Promise<Transfer> {
+  async offer(me: StoredDevice, to: string, files: OfferedFile[], text?: string): Promise<Transfer> {
     checkOfferSize(files, this.o.limits);
-    if (to.includes('@')) return this.offerToSite(me, to, files);
+    if (to.includes('@')) {
+      if (text !== undefined) throw new AppError('bad_input', 'Text messages go to devices of this site only');
+      return this.offerToSite(me, to, files);
+    }
     const device = await this.o.devices.get(to);
-    if (device) return this.offerHere(me, device, files);
+    if (device) return this.offerHere(me, device, files, text);
     const byName = (await this.o.devices.list()).filter((d) => d.name === to);
     if (byName.length !== 1) throw conflict(byName.length ? `Several devices are named ${to}: use the device id` : `Device ${to} is not online`);
-    return this.offerHere(me, byName[0]!, files);
+    return this.offerHere(me, byName[0]!, files, text);
   }
 
-  private async offerHere(me: StoredDevice, to: StoredDevice, files: OfferedFile[]): Promise<Transfer> {
+  private async offerHere(me: StoredDevice, to: StoredDevice, files: OfferedFile[], text?: string): Promise<Transfer> {
     if (to.id === me.id) throw conflict('A device cannot send to itself');
     const t = await this.o.transfers.create({
       id: randomBytes(16).toString('base64url'),
       from: { device: me.id, name: me.name, owner: me.owner },
       to: { device: to.id, name: to.name, owner: to.owner },
       files: files.map((f, n) => ({ ...f, n })),
+      ...(text !== undefined ? { text } : {}),
       ttlMs: this.o.offerTtlMs,
     }, this.caps);
-    this.o.log.info({ transfer: t.id, from: me.id, to: to.id, files: files.length, bytes: files.reduce((s, f) => s + f.size, 0) }, 'transfer offered');
+    this.o.log.info({ transfer: t.id, from: me.id, to: to.id, files: files.length, bytes: files.reduce((s, f) => s + f.size, 0), text: text !== undefined }, 'transfer offered');
     return t;
   }
 
   private async offerToSite(me: StoredDevice, to: string, files: OfferedFile[]): Promise<Transfer> {
+    requireDigests(files);
     const { maxSent } = this.caps;
     // Checked before the linked site records the offer (and again, atomically, when we do).
     if ((await this.o.transfers.pendingCount(me.id, 'sent')) >= maxSent) {
@@ -149,6 +184,7 @@ export class Sharing {
    */
   async offerFromSite(link: StoredLink, offer: { id: string; from: { device: string; name: string }; to: string; files: OfferedFile[] }): Promise<Transfer> {
     checkOfferSize(offer.files, this.o.limits);
+    requireDigests(offer.files);
     const to = (await this.o.devices.get(offer.to)) ?? (await this.o.devices.list()).find((d) => d.name === offer.to);
     if (!to) throw conflict(`Device ${offer.to} is not online`);
     if (await this.o.transfers.get(offer.id)) throw conflict('A transfer with this id exists');
@@ -260,9 +296,17 @@ export class Sharing {
     if (declaredLength !== undefined && declaredLength !== file.size) throw new AppError('bad_input', `Content-Length must be the offered size (${file.size})`);
     const { t } = p;
     if (t.route !== 'relay') await this.o.transfers.set(t.id, { route: 'relay' });
+    let lastWrite = 0;
+    const onBytes = (sent: number) => {
+      const now = Date.now();
+      if (now - lastWrite < PROGRESS_EVERY_MS) return;
+      lastWrite = now;
+      this.o.transfers.progress(t.id, sent).catch(() => undefined);
+    };
     try {
       if (t.to.site) await this.o.remote.send(t, n, body);
-      else await this.o.relay.send(`${t.id}/${n}`, body, file.size);
+      else await this.o.relay.send(`${t.id}/${n}`, body, file.size, onBytes);
+      await this.o.transfers.delivered(t.id, n, file.size).catch(() => undefined);
     } catch (err) {
       const reason = relayReason(err);
       this.o.log.info({ transfer: t.id, n, reason }, 'relayed file failed');
@@ -277,17 +321,55 @@ export class Sharing {
    * then pipes the sender's bytes into the receiver's response. That rejects with an AppError whose
    * message is the recorded reason, after the transfer is failed; the response may have started.
    */
-  relayReceive(p: Party, n: number): (res: ServerResponse) => Promise<void> {
+  relayReceive(p: Party, n: number, byTicket = false): (res: ServerResponse) => Promise<void> {
     const file = this.relayFile(p, n, 'receiver');
     return async (res) => {
       try {
-        await this.o.relay.receive(`${p.t.id}/${n}`, res, file.size);
+        await this.o.relay.receive(`${p.t.id}/${n}`, res, file.size, byTicket ? { 'content-disposition': attachmentOf(file.name), 'x-content-type-options': 'nosniff' } : {});
+        if (byTicket) await this.deliveredToBrowser(p.t, n, file.size);
       } catch (err) {
         const reason = relayReason(err);
         await this.relayFailed(p.t.id, reason);
         throw err instanceof AppError ? err : new AppError('unavailable', reason, { cause: err });
       }
     };
+  }
+
+  /**
+   * A browser receives through its download manager and cannot check a file's bytes itself, so the
+   * gateway finishes for it: once the relay has delivered every offered byte of every file (each
+   * counted exactly, and the response finished), the transfer is completed. It means "delivered to
+   * the receiving browser", not "verified against a SHA-256": the page says so.
+   */
+  private async deliveredToBrowser(t: Transfer, n: number, size: number): Promise<void> {
+    const done = await this.o.transfers.delivered(t.id, n, size).catch(() => 0);
+    if (done < t.files.length) return;
+    await this.o.transfers.transition(t.id, LOCAL_MOVES.complete.from, LOCAL_MOVES.complete.to, {}).then((moved) => this.changed(moved), () => undefined);
+  }
+
+  /**
+   * A ticket for the receiving device to take file `n` by a plain link: its secret is returned once
+   * (only its hash is kept), single use, for `TICKET_TTL_MS`.
+   */
+  async ticket(p: Party, n: number): Promise<{ secret: string; expiresAt: string }> {
+    this.relayFile(p, n, 'receiver');
+    if (p.t.from.site) throw conflict('Files from a linked site are taken with the device token');
+    const secret = randomBytes(32).toString('base64url');
+    await this.o.transfers.putTicket(ticketHash(secret), { transfer: p.t.id, n, device: p.me.id }, TICKET_TTL_MS);
+    return { secret, expiresAt: new Date(Date.now() + TICKET_TTL_MS).toISOString() };
+  }
+
+  /**
+   * The party a download ticket stands for: taken (gone) at once, then checked against the file it
+   * was given for and its device, which must still be online and the transfer's receiver.
+   */
+  async redeemTicket(id: string, n: number, secret: string): Promise<Party> {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(secret)) throw unauthorized('Not a download ticket');
+    const ticket = await this.o.transfers.takeTicket(ticketHash(secret));
+    if (!ticket || ticket.transfer !== id || ticket.n !== n) throw unauthorized('This download link was used already, has expired or is for another file: start the download again from the page');
+    const me = await this.o.devices.get(ticket.device);
+    if (!me) throw unauthorized('The receiving device is offline');
+    return this.party(me, id);
   }
 
   /** Best effort: the transfer may have moved on (cancelled, say) meanwhile. */
@@ -316,10 +398,10 @@ export class Sharing {
   }
 
   /** Transfer `id` and its file `n`, if both exist: a site's upload is verified against that file's digest. */
-  async fileForSite(id: string, n: number): Promise<{ t: Transfer; file: TransferFile } | null> {
+  async fileForSite(id: string, n: number): Promise<{ t: Transfer; file: TransferFile & { sha256: string } } | null> {
     const t = await this.o.transfers.get(id);
     const file = t?.files[n];
-    return t && file ? { t, file } : null;
+    return t && file?.sha256 ? { t, file: { ...file, sha256: file.sha256 } } : null;
   }
 
   /** A sending site's bytes of file `n` (found by `fileForSite`), piped to our receiving device. */
