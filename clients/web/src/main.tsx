@@ -9,6 +9,7 @@ import { AdminView } from './views/admin.js';
 import { ItemView } from './views/item.js';
 import { LibraryView } from './views/library.js';
 import { LoginView } from './views/login.js';
+import { NearbyView } from './views/nearby.js';
 import { RemoteItemView } from './views/sites.js';
 import { UploadView } from './views/upload.js';
 import './styles.css';
@@ -29,6 +30,9 @@ function Header() {
         </a>
         <a href="/upload" onClick={onLinkClick} aria-current={current('upload')}>
           Upload
+        </a>
+        <a href="/nearby" onClick={onLinkClick} aria-current={current('nearby')}>
+          Nearby
         </a>
         {user?.role === 'admin' && (
           <a href="/admin" onClick={onLinkClick} aria-current={current('admin')}>
@@ -85,6 +89,9 @@ function App() {
       break;
     case 'upload':
       view = <UploadView />;
+      break;
+    case 'nearby':
+      view = <NearbyView />;
       break;
     case 'login':
       view = <LoginView next={route.next} />;

@@ -7,6 +7,7 @@ export type Route =
   | { name: 'item'; id: string }
   | { name: 'remote'; siteId: string; id: string }
   | { name: 'upload' }
+  | { name: 'nearby' }
   | { name: 'login'; next: string }
   | { name: 'account' }
   | { name: 'admin' }
@@ -21,6 +22,7 @@ export function parseRoute(loc: { pathname: string; search: string }): Route {
   const remote = /^\/sites\/([A-Za-z0-9_-]{8,40})\/item\/([A-Za-z0-9_-]{22})$/.exec(path);
   if (remote) return { name: 'remote', siteId: remote[1]!, id: remote[2]! };
   if (path === '/upload') return { name: 'upload' };
+  if (path === '/nearby') return { name: 'nearby' };
   if (path === '/login') {
     const next = query.get('next') ?? '/';
     return { name: 'login', next: next.startsWith('/') && !next.startsWith('//') ? next : '/' };
