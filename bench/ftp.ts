@@ -56,7 +56,7 @@ function portFree(port: number): Promise<boolean> {
 }
 
 /** `count` consecutive free ports, as a NONDIVY_FTP_PASV_RANGE / pasv_min_port..pasv_max_port pair. */
-async function freeRange(count: number, avoid: [number, number][] = []): Promise<[number, number]> {
+export async function freeRange(count: number, avoid: [number, number][] = []): Promise<[number, number]> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const first = 20000 + Math.floor(Math.random() * 30000);
     const last = first + count - 1;
@@ -163,7 +163,7 @@ async function ours(h: FtpBenchHelpers, driver: Driver, file: string): Promise<{
  * A throwaway vsftpd in the foreground: anonymous upload and download in a folder of the work dir (the
  * same file system as the blobs), the same curl commands as for ours. Says why when it cannot run.
  */
-async function vsftpd(h: FtpBenchHelpers, file: string): Promise<{ stor: number; retr: number } | { skipped: string }> {
+export async function vsftpd(h: Pick<FtpBenchHelpers, 'work' | 'size' | 'runs' | 'measure' | 'runCurl'>, file: string): Promise<{ stor: number; retr: number } | { skipped: string }> {
   if (!existsSync(VSFTPD)) return { skipped: `${VSFTPD} is not installed` };
   // It chroots anonymous sessions and switches to the ftp user: that takes root.
   if (process.getuid?.() !== 0) return { skipped: `${VSFTPD} needs root to serve anonymous users from a chroot` };

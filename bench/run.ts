@@ -7,8 +7,10 @@
  * same through the FTP service, the "search" part (bench/search.ts) measures the catalogue, the
  * "folders" part (bench/folders.ts) lists and moves a folder of 10,000 items over FTP and REST, the
  * "sharing" part (bench/sharing.ts) device-to-device transfers with the nondivy CLI (direct and
- * relayed) beside a plain HTTP pipe, and the "federation" part (bench/federation.ts) federated search
- * latency and cross-site downloads between two linked sites.
+ * relayed) beside a plain HTTP pipe, the "federation" part (bench/federation.ts) federated search
+ * latency and cross-site downloads between two linked sites, and the "ingest" part (bench/ingest.ts)
+ * uploads through every door (REST multipart and raw body, tus, FTP STOR) beside vsftpd, with the
+ * server's CPU-seconds per GiB and its memory under ten concurrent uploads.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { federationBench } from './federation.js';
 import { foldersBench } from './folders.js';
 import { ftpBench } from './ftp.js';
+import { ingestBench } from './ingest.js';
 import { searchBench } from './search.js';
 import { sharingBench } from './sharing.js';
 import { webBench } from './web.js';
@@ -36,9 +39,9 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /**
  * Which parts to run: transfers (1 GiB through the gateway), search (catalogue), folders (listing
  * and moving a folder of 10,000 items over FTP and REST), ftp (the FTP service), sharing (device
- * to device), federation (two linked sites).
+ * to device), federation (two linked sites), ingest (uploads through every door beside vsftpd).
  */
-const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,folders,ftp,sharing,federation,web').split(',').map((p) => p.trim());
+const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,folders,ftp,sharing,federation,web,ingest').split(',').map((p) => p.trim());
 const SEARCH_ITEMS = Number(process.env.BENCH_SEARCH_ITEMS ?? 100_000);
 /**
  * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
@@ -328,6 +331,7 @@ async function main() {
   if (PARTS.includes('sharing')) await sharingBench(shared);
   if (PARTS.includes('federation')) await federationBench(shared);
   if (PARTS.includes('web')) await webBench(shared);
+  if (PARTS.includes('ingest')) await ingestBench({ ...shared, openSite, startChild });
 }
 
 async function transfers() {
