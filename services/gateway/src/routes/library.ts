@@ -18,6 +18,20 @@ export interface LibraryRouteOptions {
 /** Room for multipart boundaries and the small text fields around the file. */
 const MULTIPART_OVERHEAD = 256 * 1024;
 const TEXT_FIELDS = new Set(['title', 'kind', 'tags', 'description', 'folder', 'path']);
+const MULTIPART = /^multipart\/form-data\s*;/i;
+/** A raw-body upload: the body is the file's bytes, its name and fields in the query string. */
+const RAW_BODY = /^application\/octet-stream\s*(?:;|$)/i;
+
+/**
+ * The query of a raw-body upload: the multipart upload's fields (as strict: unknown or repeated
+ * parameters are refused), plus the file's name (required: what the file part's name is in a
+ * multipart upload) and its media type (optional: what the file part's Content-Type is there).
+ */
+const RawUploadQuery = z.strictObject({
+  ...UploadFields.shape,
+  filename: z.string().min(1, 'filename is required').max(4096),
+  filetype: z.string().max(255).optional(),
+});
 
 const IdParams = z.object({ id: ItemId });
 
@@ -46,6 +60,15 @@ async function* fileBytes(file: NodeJS.ReadableStream & { truncated?: boolean })
     throw uploadError(err, file.truncated === true);
   }
   if (file.truncated) throw tooLarge('The file is larger than the upload limit');
+}
+
+/** The raw body's bytes, with stream failures (a client that went away, a body cut short) classified by `uploadError`. */
+async function* rawBytes(body: NodeJS.ReadableStream): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of body) yield chunk as Buffer;
+  } catch (err) {
+    throw uploadError(err, false);
+  }
 }
 
 /** The names of a relative path (`A/B/c.txt`): empty names (leading, trailing, doubled slashes) dropped, NFC. */
@@ -127,9 +150,31 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
   }
 }
 
+/**
+ * Reads a raw-body upload: the fields from the query string, checked (names included, see
+ * `uploadTarget`) before a byte is stored, then the body streamed into the library (staged) as the
+ * file's bytes. A body cut short or over the limit discards what was stored.
+ */
+async function receiveRaw(req: FastifyRequest, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; folder: string; mimetype: string; fields: UploadFields }> {
+  const query = { ...(req.query as Record<string, unknown>) };
+  for (const [name, value] of Object.entries(query)) {
+    if (Array.isArray(value)) throw badInput(`Field "${name.slice(0, 40)}" given twice`);
+  }
+  const parsed = RawUploadQuery.safeParse(query);
+  if (!parsed.success) {
+    throw badInput('Invalid upload fields', { errors: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
+  }
+  const { filename: sent, filetype, ...fields } = parsed.data;
+  const { filename, folder } = uploadTarget(sent, fields);
+  const staged = await deps.library.stage(rawBytes(req.raw));
+  return { staged, filename: filename!, folder, mimetype: filetype ?? '', fields };
+}
+
 /** The public library: upload, browse, fetch (with ranges), edit and delete. */
 export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (app, { deps, guestUpload, maxUploadBytes }) => {
   const { library } = deps;
+  // A raw-body upload's body stays a stream: the route reads it as it arrives.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
   app.post(
     '/library',
@@ -138,21 +183,25 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
         tags: ['library'],
         summary:
           'Upload a file (multipart/form-data: one "file" part plus optional title, kind, tags, description, folder, path). folder: where within the kind ("Miles Davis/Kind of Blue"); path: the file\'s relative path in a folder upload ("Album/CD1/01.flac"), whose folders go after folder and whose last name is the file\'s. A refused name or folder is a 400 naming the accepted one (acceptedName, acceptedFolder). The answer carries the item\'s folder and path',
-        consumes: ['multipart/form-data'],
+        description:
+          'Or a raw-body upload (no multipart): Content-Type application/octet-stream, the body the file\'s bytes, and the fields in the query string: filename (required), filetype (the file\'s media type), title, kind, tags, description, folder, path — checked as strictly, before a byte is stored',
+        consumes: ['multipart/form-data', 'application/octet-stream'],
         response: { 201: Item },
       },
       // Refuse before reading the body: guests (unless allowed) and bodies announced as too large.
       onRequest: async (req) => {
         if (!guestUpload && !req.user) throw unauthorized('Log in to upload (guest uploads are disabled)');
+        const type = req.headers['content-type'] ?? '';
+        const raw = RAW_BODY.test(type);
         const length = Number(req.headers['content-length']);
-        if (Number.isFinite(length) && length > maxUploadBytes + MULTIPART_OVERHEAD) {
+        if (Number.isFinite(length) && length > maxUploadBytes + (raw ? 0 : MULTIPART_OVERHEAD)) {
           throw tooLarge(`The upload is larger than the limit of ${maxUploadBytes} bytes`);
         }
-        if (!/^multipart\/form-data\s*;/i.test(req.headers['content-type'] ?? '')) throw badInput('Send the upload as multipart/form-data');
+        if (!raw && !MULTIPART.test(type)) throw badInput('Send the upload as multipart/form-data, or as application/octet-stream with the fields in the query string');
       },
     },
     async (req, reply) => {
-      const { staged, filename, folder, mimetype, fields } = await receiveUpload(req, deps);
+      const { staged, filename, folder, mimetype, fields } = RAW_BODY.test(req.headers['content-type'] ?? '') ? await receiveRaw(req, deps) : await receiveUpload(req, deps);
       const { path: _relative, ...described } = fields;
       // The item carries its FTP path, as every later read of it shows it (a duplicate's name differs from its file name).
       const item = await staged.commit({ ...described, folder, filename, contentType: mimetype }, actorOf(req));
