@@ -110,6 +110,11 @@ export async function goOnline(): Promise<void> {
   presence.set({ state: 'starting' });
   try {
     const r = await deviceCall('POST', '/devices', { schema: RegisterDeviceResponse, json: { name: savedName() } });
+    if (!running) {
+      // The view closed (or the page went) while registering: leave at once.
+      void fetch(`${API}/devices/${r.device.id}`, { method: 'DELETE', headers: { 'x-device-token': r.token, 'x-nondivy-csrf': '1' }, credentials: 'same-origin', keepalive: true }).catch(() => undefined);
+      return;
+    }
     presence.set({ state: 'online', device: r.device, token: r.token, heartbeatMs: r.heartbeatMs });
   } catch (err) {
     running = false;
