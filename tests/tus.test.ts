@@ -435,6 +435,24 @@ describe('tus protocol rules', { timeout: 60_000 }, () => {
     assert.deepEqual(uploadKeys(site.redis).filter((k) => k.key.includes(id)), []);
   });
 
+  it('a cancel — the PATCH aborted and DELETE sent at once — ends the upload (204, not 423), nothing staged', async () => {
+    const before = new Set(stagingFiles());
+    const url = await createOk(admin, 64 * MiB, { filename: 'cancelled.bin' });
+    const id = url.split('/').pop()!;
+    const writing = request(url, { method: 'PATCH', headers: { ...TUS, ...bearer(admin), 'upload-offset': '0', 'content-type': 'application/offset+octet-stream', 'content-length': String(64 * MiB) } });
+    writing.on('error', () => undefined);
+    writing.write(randomBytes(2 * MiB));
+    const writes = () => stagingFiles().some((f) => !before.has(f) && statSync(join(site.data.path, 'blobs', 'staging', f)).size > 0);
+    for (const end = Date.now() + 10_000; !writes() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(writes(), 'the PATCH is writing');
+    writing.destroy();
+    const del = await fetch(url, { method: 'DELETE', headers: { ...TUS, ...bearer(admin) } });
+    assert.equal(del.status, 204, await del.text());
+    assert.equal((await head(url, admin)).status, 404);
+    assert.deepEqual(stagingFiles().filter((f) => !before.has(f)), []);
+    assert.deepEqual(uploadKeys(site.redis).filter((k) => k.key.includes(id)), []);
+  });
+
   it('caps: the 101st unfinished upload of a member is refused with a clear 429; finishing room lets the next in', async () => {
     const urls: string[] = [];
     for (let i = 0; i < 100; i += 10) {

@@ -243,7 +243,10 @@ describe('Nearby in Chromium, on a LAN address', { skip: skip ?? false }, () => 
     await sendTo(a.page, 'bob-desktop', [huge]);
     await until('the last offer', async () => (await b.page.locator('.transfer.state-offered').count()) === 1);
     await b.page.locator('.transfer.state-offered').getByRole('button', { name: 'Accept' }).click();
-    await until('bytes on their way', async () => Number((await a.page.locator('.transfer.state-accepted progress').getAttribute('value').catch(() => '0')) ?? 0) > 0, 20_000);
+    // Mid-transfer for sure: the relay has delivered bytes to the receiver's download (the sender's
+    // own progress moves as soon as its socket buffers take bytes, before the download may have begun).
+    await until('bytes on their way', async () => Number((await b.page.locator('.transfer.state-accepted progress').getAttribute('value').catch(() => '0')) ?? 0) > 0, 20_000);
+    await until('bytes reported to the sender', async () => Number((await a.page.locator('.transfer.state-accepted progress').getAttribute('value').catch(() => '0')) ?? 0) > 0, 20_000);
     await other.close();
     const failed = a.page.locator('.transfer.state-failed', { hasText: 'huge.bin' });
     await failed.waitFor({ timeout: 20_000 });

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { TUS_EXTENSIONS, TUS_VERSION, UploadId, UploadMetadata, parseUploadMetadata, type UploadItemInput } from '@nondivy/contracts';
 import { AppError, badInput, unauthorized } from '@nondivy/errors';
 import { sendProblem } from '@nondivy/http';
@@ -9,6 +10,9 @@ export interface UploadRouteOptions {
   uploads: ResumableUploads;
   guestUpload: boolean;
 }
+
+/** How long a DELETE waits for a request writing the upload to let go of it before answering 423. */
+const TERMINATE_WAIT_MS = 5000;
 
 /** The only body type of tus PATCH (and of POST with creation-with-upload). */
 const OFFSET_OCTET_STREAM = 'application/offset+octet-stream';
@@ -195,10 +199,18 @@ export const uploadRoutes: FastifyPluginAsync<UploadRouteOptions> = async (app, 
     '/uploads/:id',
     { schema: { tags: ['uploads'], summary: 'tus termination: ends an upload and removes its bytes (an item it made stays)' } },
     async (req, reply) => {
-      try {
-        await uploads.terminate(idOf(req), actorOf(req));
-      } catch (err) {
-        return locked(reply, err);
+      // A client that cancels aborts its PATCH and sends DELETE at once: the PATCH's request still
+      // holds the upload's lock for the moment it takes to keep what came (its checkpoint). Wait for
+      // that (the wish for the lock makes a quiet holder yield) rather than answer 423 to a cancel.
+      const until = Date.now() + TERMINATE_WAIT_MS;
+      for (;;) {
+        try {
+          await uploads.terminate(idOf(req), actorOf(req));
+          break;
+        } catch (err) {
+          if (!(err instanceof UploadLockedError) || Date.now() >= until || req.raw.destroyed) return locked(reply, err);
+          await delay(100);
+        }
       }
       return reply.code(204).send();
     },
