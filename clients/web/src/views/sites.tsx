@@ -60,7 +60,7 @@ export function SiteAnswersNote({ sites, counts }: { sites: SiteAnswers; counts:
     <div class="site-answers">
       {ok.length > 0 && (
         <p class="muted">
-          Also searched: {ok.map((s) => `${s.name} (${counts[s.siteId] ?? 0})`).join(', ')}. Only this library's results continue past the first page.
+          Also searched: {ok.map((s) => `${s.name} (${counts[s.siteId] ?? 0})`).join(', ')}. Only this library’s results continue past the first page.
         </p>
       )}
       {down.map((s) => (
