@@ -50,6 +50,9 @@ const blobVars = {
 /** Variables of the front doors that take uploads and logins (gateway, FTP). */
 const doorVars = {
   NONDIVY_UPLOAD_LEASE_SECONDS: positiveInt.default(30),
+  NONDIVY_UPLOAD_EXPIRY_SECONDS: positiveInt.default(24 * 3600),
+  NONDIVY_UPLOAD_MAX_UNFINISHED: positiveInt.default(100),
+  NONDIVY_UPLOAD_MAX_UNFINISHED_BYTES: byteSize.default(64 * 1024 ** 3).refine((n) => n > 0, 'must be positive'),
   NONDIVY_LOGIN_MAX_FAILURES: positiveInt.default(10),
   NONDIVY_LOGIN_LOCK_SECONDS: positiveInt.default(15 * 60),
 };
@@ -78,9 +81,6 @@ const gatewayVars = {
   NONDIVY_HTTP_PORT: port.default(8080),
   NONDIVY_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   NONDIVY_GUEST_UPLOAD: flag.default(false),
-  NONDIVY_UPLOAD_EXPIRY_SECONDS: positiveInt.default(24 * 3600),
-  NONDIVY_UPLOAD_MAX_UNFINISHED: positiveInt.default(100),
-  NONDIVY_UPLOAD_MAX_UNFINISHED_BYTES: byteSize.default(64 * 1024 ** 3).refine((n) => n > 0, 'must be positive'),
   NONDIVY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   NONDIVY_SESSION_TTL_HOURS: positiveInt.default(24 * 30),
   NONDIVY_CATALOG_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8081'),
@@ -243,6 +243,8 @@ export interface FtpConfig {
     pasvTimeoutMs: number;
   };
   library: { maxUploadBytes: number; uploadLeaseSeconds: number };
+  /** Interrupted STORs are kept as resumable uploads, under the same limits as the gateway's. */
+  uploads: ResumableUploadLimits;
   auth: { maxLoginFailures: number; lockSeconds: number };
 }
 
@@ -367,6 +369,11 @@ export function loadFtpConfig(env: NodeJS.ProcessEnv = process.env): FtpConfig {
       pasvTimeoutMs: e.NONDIVY_FTP_PASV_TIMEOUT_SECONDS * 1000,
     },
     library: { maxUploadBytes: e.NONDIVY_MAX_UPLOAD_BYTES, uploadLeaseSeconds: e.NONDIVY_UPLOAD_LEASE_SECONDS },
+    uploads: {
+      expirySeconds: e.NONDIVY_UPLOAD_EXPIRY_SECONDS,
+      maxUnfinished: e.NONDIVY_UPLOAD_MAX_UNFINISHED,
+      maxUnfinishedBytes: e.NONDIVY_UPLOAD_MAX_UNFINISHED_BYTES,
+    },
     auth: { maxLoginFailures: e.NONDIVY_LOGIN_MAX_FAILURES, lockSeconds: e.NONDIVY_LOGIN_LOCK_SECONDS },
   };
 }

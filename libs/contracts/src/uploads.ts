@@ -105,4 +105,15 @@ export interface StoredUpload {
   expiresAt: number;
   /** Set once the item exists (the record then lingers for a while, so a client that lost the answer learns it). */
   finished?: UploadResult;
+  /**
+   * Set for an upload named by its path rather than its id (an FTP STOR): where it goes, as the key
+   * `uploadPlaceKey` makes; its owner has at most one unfinished upload there. The tus door never sees it.
+   */
+  place?: string;
+  /**
+   * True while the length is not known (FTP announces none): `length` is then the most it may reach
+   * (the upload limit), the owner's caps count its durable bytes, and the end of a request's body may
+   * end the upload, which fixes the length.
+   */
+  lengthDeferred?: boolean;
 }

@@ -20,6 +20,9 @@ export { type ItemBody } from './item-body.js';
 export { SEND_CHUNK_BYTES, whenDrained, type ByteSink } from './pump-file.js';
 export {
   ResumableUploads,
+  uploadPlaceKey,
+  type ReceiveFrom,
+  type UploadPlace,
   UploadLockedError,
   newUploadId,
   type AppendResult,

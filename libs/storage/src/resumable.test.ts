@@ -13,7 +13,7 @@ import { createLogger } from '@nondivy/log';
 import { FsBlobStore } from './blob-store-fs.js';
 import { Library, type Actor } from './library.js';
 import { ResumableHashes } from './resumable-hash.js';
-import { ResumableUploads, UploadLockedError, type ResumableCheckpoint, type ResumableRecord, type ResumableResult, type ResumableUploadStore } from './resumable.js';
+import { ResumableUploads, UploadLockedError, type ReceiveFrom, type ResumableCheckpoint, type ResumableRecord, type ResumableResult, type ResumableUploadStore } from './resumable.js';
 import { MemoryLibraryState } from './testing/memory-state.js';
 
 const log = createLogger('resumable-test', 'silent');
@@ -28,10 +28,14 @@ class MemoryUploadStore implements ResumableUploadStore {
   wanted = new Set<string>();
   checkpoints = 0;
 
+  /** What an unfinished upload counts in its owner's bytes cap: its offset while its length is deferred. */
+  private counted = (r: ResumableRecord) => (r.lengthDeferred ? r.offset : r.length);
+
   async create(record: ResumableRecord, limits: { maxCount: number; maxBytes: number }) {
+    if (record.place !== undefined && [...this.records.values()].some((r) => r.owner === record.owner && r.place === record.place && !r.finished)) return 'exists' as const;
     const owned = [...this.records.values()].filter((r) => r.owner === record.owner && !r.finished);
     if (owned.length >= limits.maxCount) return 'count' as const;
-    if (owned.reduce((n, r) => n + r.length, record.length) > limits.maxBytes) return 'bytes' as const;
+    if (owned.reduce((n, r) => n + this.counted(r), this.counted(record)) > limits.maxBytes) return 'bytes' as const;
     this.records.set(record.id, structuredClone(record));
     return 'created' as const;
   }
@@ -39,17 +43,24 @@ class MemoryUploadStore implements ResumableUploadStore {
     const r = this.records.get(id);
     return r ? structuredClone(r) : null;
   }
+  async idAt(owner: string, place: string) {
+    return [...this.records.values()].find((r) => r.owner === owner && r.place === place && !r.finished)?.id ?? null;
+  }
   async checkpoint(id: string, c: ResumableCheckpoint) {
     const r = this.records.get(id);
     if (!r || r.finished || r.offset !== c.from) return false;
+    if (c.counted) {
+      const others = [...this.records.values()].filter((o) => o.owner === c.counted!.owner && !o.finished && o.id !== id);
+      if (others.reduce((n, o) => n + this.counted(o), c.offset) > c.counted.maxBytes) return 'bytes' as const;
+    }
     Object.assign(r, { offset: c.offset, hashState: c.hashState, expiresAt: c.expiresAt });
     r.staging = { token: c.token, pieces: [...r.staging.pieces, ...c.pieces] };
     this.checkpoints++;
     return true;
   }
-  async finish(id: string, result: ResumableResult) {
+  async finish(id: string, result: ResumableResult, _keepMs: number, length?: number) {
     const r = this.records.get(id);
-    if (r) Object.assign(r, { finished: result, offset: r.length });
+    if (r) Object.assign(r, { finished: result, length: length ?? r.length, offset: length ?? r.length });
   }
   async remove(id: string) {
     const r = this.records.get(id) ?? null;
@@ -216,5 +227,66 @@ describe('ResumableUploads (fs)', () => {
     const empty = await create(0);
     assert.ok(empty.finished, 'an empty upload is finished at creation');
     assert.equal((await library.get(empty.finished.itemId)).size, 0);
+  });
+
+  describe('uploads named by their path (FTP)', () => {
+    const place = { kind: 'document' as const, folder: 'Notes', name: 'n.txt' };
+    const whole = async () => true;
+    const cut = async () => false;
+    const receive = (actor: Actor, from: ReceiveFrom, pieces: Buffer[], ended = whole, failAfter = false) =>
+      uploads.receiveAt(actor, place, from, {}, body(pieces, failAfter), { ended });
+
+    it('keeps an interrupted body, finds it for its owner only, continues at its offset (REST n) or its end (APPE) into one item', async () => {
+      const data = randomBytes(4500);
+      const first = await receive(alice, 'start', [data.subarray(0, 1700)], cut);
+      assert.equal(first.offset, 1700);
+      assert.equal(first.finished, undefined);
+      assert.equal((await uploads.findAt(alice, place))?.offset, 1700);
+      assert.equal(await uploads.findAt(bob, place), null, 'nobody else finds it');
+      await assert.rejects(receive(bob, 1700, [data.subarray(1700)]), (err: AppError) => err.kind === 'not_found');
+      await assert.rejects(uploads.get((await uploads.findAt(alice, place))!.id, alice), (err: AppError) => err.kind === 'not_found', 'not reachable by its id (tus)');
+      await assert.rejects(receive(alice, 1600, [data.subarray(1600)]), (err: AppError) => err.kind === 'conflict' && /continue from 1700/.test(err.message));
+      await assert.rejects(receive(alice, 1700, [data.subarray(1700, 3000)], whole, true), (err: AppError) => err.kind === 'bad_input' && /continues from 3000/.test(err.message), 'a body that failed is never the whole file');
+      assert.equal((await uploads.findAt(alice, place))?.offset, 3000);
+      const done = await receive(alice, 'end', [data.subarray(3000)]);
+      assert.equal(done.offset, data.length);
+      const item = await library.get(done.finished!.itemId);
+      assert.deepEqual([item.sha256, item.size, item.kind, item.folder, item.uploadedBy], [sha256(data), data.length, 'document', 'Notes', 'alice']);
+      assert.equal(await uploads.findAt(alice, place), null);
+      assert.deepEqual(await readdir(join(root, 'staging')), []);
+    });
+
+    it('a new start drops the kept bytes, an expired one included; a start that kept nothing is forgotten', async () => {
+      await receive(alice, 'start', [randomBytes(800)], cut);
+      const old = (await uploads.findAt(alice, place))!;
+      store.records.get(old.id)!.expiresAt = Date.now() - 1; // expired, not swept yet
+      assert.equal(await uploads.findAt(alice, place), null, 'an expired upload is not offered');
+      const data = randomBytes(300);
+      const done = await receive(alice, 'start', [data]);
+      assert.equal((await library.get(done.finished!.itemId)).sha256, sha256(data));
+      assert.equal(store.records.has(old.id), false, 'the expired upload was dropped');
+      const nothing = await receive(alice, 'start', [], cut);
+      assert.equal(nothing.offset, 0);
+      assert.equal([...store.records.values()].filter((r) => !r.finished).length, 0);
+      assert.deepEqual(await readdir(join(root, 'staging')), []);
+    });
+
+    it('bytes past the upload limit remove everything; kept bytes count in the owner\'s bytes cap at their offset', async () => {
+      await receive(alice, 'start', [randomBytes(2000)], cut);
+      await assert.rejects(receive(alice, 'end', [randomBytes(1 << 24)]), (err: AppError) => err.kind === 'too_large' && /nothing was kept/.test(err.message));
+      assert.equal(await uploads.findAt(alice, place), null);
+      assert.deepEqual(await readdir(join(root, 'staging')), []);
+
+      // A 10 000-byte cap: 6000 kept here, then another place may keep 4000 more, not 5000.
+      const capped = new ResumableUploads({ library, store, log, expiryMs: 60_000, maxUnfinished: 3, maxUnfinishedBytes: 10_000, checkpointBytes: 1000, lockMs: 1000, hashes });
+      await capped.receiveAt(alice, place, 'start', {}, body([randomBytes(6000)]), { ended: cut });
+      const other = { ...place, name: 'm.txt' };
+      await assert.rejects(capped.receiveAt(alice, other, 'start', {}, body([randomBytes(5000)]), { ended: cut }), (err: AppError) => err.kind === 'too_large' && /stays at 4000 bytes/.test(err.message));
+      assert.equal((await capped.findAt(alice, other))?.offset, 4000);
+      assert.equal((await capped.findAt(alice, place))?.offset, 6000, 'the first is untouched');
+      assert.ok(await capped.dropAt(alice, place));
+      assert.equal(await capped.dropAt(alice, place), false);
+      assert.equal((await readdir(join(root, 'staging'))).length, 1, 'only the refused upload\'s checkpointed bytes');
+    });
   });
 });

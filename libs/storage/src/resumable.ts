@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Item, StoredUpload, UploadResult } from '@nondivy/contracts';
+import type { Item, ItemKind, StoredUpload, UploadResult } from '@nondivy/contracts';
 import { AppError, badInput, conflict, notFound, tooLarge } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
 import type { BlobStore, StagingState, StagingWriter } from './blob-store.js';
@@ -22,20 +22,56 @@ export interface ResumableCheckpoint {
   /** Pieces that became durable since `from` (appended to the recorded list). */
   pieces: string[];
   expiresAt: number;
+  /** A deferred-length upload: its owner's unfinished uploads, counted at their offsets, must stay within `maxBytes`. */
+  counted?: { owner: string; maxBytes: number };
 }
+
+/**
+ * Where an upload named by its path goes (an FTP STOR): a kind (none: guessed when it ends, as for
+ * FTP's /upload/), a folder within it (`''`: the kind's root) and a file name, all as accepted.
+ */
+export interface UploadPlace {
+  kind?: ItemKind;
+  folder: string;
+  name: string;
+}
+
+/** The key of a place (`StoredUpload.place`): unambiguous whatever the names hold. */
+export const uploadPlaceKey = (place: UploadPlace): string => JSON.stringify([place.kind ?? '', place.folder, place.name]);
+
+/** Where a request continues an upload named by its path (see `ResumableUploads.receiveAt`). */
+export type ReceiveFrom =
+  /** A new upload: one of the actor's unfinished uploads at the place is dropped first (FTP STOR). */
+  | 'start'
+  /** The durable offset of the actor's unfinished upload there, or a new upload when there is none (FTP APPE). */
+  | 'end'
+  /** This offset, which must be the durable offset of the actor's unfinished upload there (FTP REST n + STOR). */
+  | number;
 
 /**
  * The state of resumable uploads, implemented over Redis by `RedisUploadStore` in libs/state, so that
  * any gateway process can continue any upload. Each method is one atomic step.
  */
 export interface ResumableUploadStore {
-  /** Creates the record unless its owner is at a cap: then nothing is written and the cap is named. */
-  create(record: ResumableRecord, limits: { maxCount: number; maxBytes: number }): Promise<'created' | 'count' | 'bytes'>;
+  /**
+   * Creates the record unless its owner is at a cap, or (with `place`) has an unfinished upload there
+   * already: then nothing is written and the reason is named. A deferred-length upload counts in the
+   * bytes cap at its offset, a known length at its length.
+   */
+  create(record: ResumableRecord, limits: { maxCount: number; maxBytes: number }): Promise<'created' | 'count' | 'bytes' | 'exists'>;
   get(id: string): Promise<ResumableRecord | null>;
-  /** False (nothing written) when the upload is gone, finished or not at `from`. */
-  checkpoint(id: string, checkpoint: ResumableCheckpoint): Promise<boolean>;
-  /** Marks the upload finished: off its owner's caps and the expiry schedule; the record stays `keepMs`. */
-  finish(id: string, result: ResumableResult, keepMs: number): Promise<void>;
+  /** The id of `owner`'s unfinished upload at `place` (a `uploadPlaceKey`), or null. */
+  idAt(owner: string, place: string): Promise<string | null>;
+  /**
+   * False (nothing written) when the upload is gone, finished or not at `from`; `bytes` (nothing
+   * written) when `counted` is given and the new offset would bring the owner over its bytes cap.
+   */
+  checkpoint(id: string, checkpoint: ResumableCheckpoint): Promise<boolean | 'bytes'>;
+  /**
+   * Marks the upload finished: off its owner's caps, the expiry schedule and its place; the record
+   * stays `keepMs`. `length` fixes a deferred length.
+   */
+  finish(id: string, result: ResumableResult, keepMs: number, length?: number): Promise<void>;
   /** Deletes the upload's record and its entries; what was removed, or null when absent. */
   remove(id: string): Promise<ResumableRecord | null>;
   /** Takes the upload's write lock (across processes) for `ttlMs`; false when held. */
@@ -180,8 +216,17 @@ export class ResumableUploads {
     return record;
   }
 
-  /** The upload as `actor` may see it: `not_found` for anyone but its creator, and once expired. */
+  /**
+   * The upload as `actor` may see it by its id: `not_found` for anyone but its creator, once expired,
+   * and for uploads named by their path (FTP's), which are reached by their place only.
+   */
   async get(id: string, actor: Actor | null): Promise<ResumableRecord> {
+    const record = await this.load(id, actor);
+    if (record.place !== undefined) throw notFound('No such upload');
+    return record;
+  }
+
+  private async load(id: string, actor: Actor | null): Promise<ResumableRecord> {
     const record = await this.store.get(id);
     if (!record || record.owner !== ownerOf(actor) || (!record.finished && record.expiresAt <= Date.now())) throw notFound('No such upload');
     return record;
@@ -195,11 +240,22 @@ export class ResumableUploads {
    * is written. `contentLength`, when known, is checked before a byte is read.
    */
   async append(id: string, actor: Actor | null, offset: number, body: AsyncIterable<Buffer>, options: { contentLength?: number; stop?: (reason: Error) => void } = {}): Promise<AppendResult> {
-    let record = await this.get(id, actor);
+    const record = await this.get(id, actor);
     if (record.finished) {
       if (offset === record.length && !options.contentLength) return { offset: record.length, expiresAt: record.expiresAt, finished: record.finished };
       throw conflict('This upload is complete');
     }
+    return this.appendLocked(record, actor, offset, body, options);
+  }
+
+  private async appendLocked(
+    record: ResumableRecord,
+    actor: Actor | null,
+    offset: number,
+    body: AsyncIterable<Buffer>,
+    options: { contentLength?: number; stop?: (reason: Error) => void; ended?: () => Promise<boolean>; fresh?: boolean },
+  ): Promise<AppendResult> {
+    const { id } = record;
     const holder = randomBytes(12).toString('base64url');
     if (!(await this.store.lock(id, holder, this.lockMs))) {
       await this.store.wantLock(id);
@@ -207,16 +263,31 @@ export class ResumableUploads {
     }
     try {
       // Read again under the lock: the request that held it may have moved the offset.
-      record = await this.get(id, actor);
+      record = await this.load(id, actor);
       if (record.finished) throw conflict('This upload is complete');
       // The offset is checked under the lock: while another request writes, the answer is "busy"
       // (423, retried) rather than a mismatch with an offset about to change.
-      if (offset !== record.offset) throw conflict(`Upload-Offset ${offset} is not the upload's offset (${record.offset}): ask for it with HEAD`);
+      if (offset !== record.offset) {
+        throw conflict(
+          record.place === undefined
+            ? `Upload-Offset ${offset} is not the upload's offset (${record.offset}): ask for it with HEAD`
+            : `Restart offset ${offset} is not where this unfinished upload stands (${record.offset} bytes): continue from ${record.offset}`,
+        );
+      }
       const rest = record.length - record.offset;
       if (options.contentLength !== undefined && options.contentLength > rest) {
         throw badInput(`The body (${options.contentLength} bytes) is longer than the rest of the upload (${rest} bytes)`);
       }
-      return await this.write(record, actor, holder, body, options.stop);
+      let result: AppendResult;
+      try {
+        result = await this.write(record, actor, holder, body, options.stop, options.ended);
+      } catch (err) {
+        // A new upload that kept nothing is not kept (an interrupted FTP STOR before its first byte).
+        if (options.fresh && !(err instanceof AppError && err.kind === 'unavailable')) await this.forgetIfEmpty(id);
+        throw err;
+      }
+      if (options.fresh && !result.finished && result.offset === 0) await this.forgetIfEmpty(id);
+      return result;
     } finally {
       await this.store.unlock(id, holder).catch((err) => this.log.warn({ err, upload: id }, 'could not release an upload lock; it expires by itself'));
     }
@@ -237,8 +308,22 @@ export class ResumableUploads {
     }
   }
 
-  private async write(record: ResumableRecord, actor: Actor | null, holder: string, body: AsyncIterable<Buffer>, stopBody?: (reason: Error) => void): Promise<AppendResult> {
+  /** Forgets a new upload that has no durable byte (still under its lock). */
+  private async forgetIfEmpty(id: string): Promise<void> {
+    const record = await this.store.get(id).catch(() => null);
+    if (record && !record.finished && record.offset === 0) await this.forget(id).catch((err) => this.log.warn({ err, upload: id }, 'could not remove an empty upload; the sweeper will'));
+  }
+
+  private async write(
+    record: ResumableRecord,
+    actor: Actor | null,
+    holder: string,
+    body: AsyncIterable<Buffer>,
+    stopBody?: (reason: Error) => void,
+    ended?: () => Promise<boolean>,
+  ): Promise<AppendResult> {
     const { id, length } = record;
+    const deferred = record.lengthDeferred === true;
     const writer = await this.openWriter(record);
     let hasher: ResumableHash;
     try {
@@ -277,7 +362,11 @@ export class ResumableUploads {
       const added = await writer.sync();
       pieces.push(...added);
       const next = Date.now() + this.expiryMs;
-      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState: Buffer.from(await hasher.save()).toString('base64'), token: writer.token, pieces: added, expiresAt: next });
+      const counted = deferred ? { owner: record.owner, maxBytes: this.maxUnfinishedBytes } : undefined;
+      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState: Buffer.from(await hasher.save()).toString('base64'), token: writer.token, pieces: added, expiresAt: next, counted });
+      if (ok === 'bytes') {
+        throw tooLarge(`Your unfinished uploads would hold more than ${this.maxUnfinishedBytes} bytes, the most allowed: finish or delete some first; this one stays at ${durable} bytes`);
+      }
       if (!ok) throw conflict('This upload changed or ended meanwhile');
       durable = position;
       expiresAt = next;
@@ -330,13 +419,26 @@ export class ResumableUploads {
           }
         }
       }
-      if (position === length) return await this.finish(record, actor, writer, hasher, pieces, token);
+      if (deferred) {
+        // The body ended: the whole file when the door says so (FTP: the data connection closed
+        // cleanly and the session is still there), else an interruption whose bytes are kept.
+        if (!failure && !stopped && ended && (await ended())) return await this.finish(record, actor, writer, hasher, pieces, token, position);
+      } else if (position === length) return await this.finish(record, actor, writer, hasher, pieces, token);
       if (position > durable) await checkpoint();
       if (stopped) throw stopped;
       // The client is most likely gone; the answer (and the log) says where the upload stands.
       if (failure) throw badInput(`The body ended early (${(failure as Error)?.message?.slice(0, 80) ?? 'cut off'}); the upload continues from ${durable}`);
       return { offset: durable, expiresAt };
     } catch (err) {
+      if (err instanceof OverflowError && deferred) {
+        // Past the upload limit: nothing of this upload is kept, as for any upload over the limit.
+        this.log.info({ upload: id, limit: length }, 'resumable upload over the upload limit; removed');
+        clearInterval(renew);
+        await writer.close();
+        await this.forget(id).catch((e) => this.log.warn({ err: e, upload: id }, 'could not remove an upload over the limit; the sweeper will'));
+        durable = position; // nothing to report as dropped: all of it went
+        throw tooLarge(`The file is larger than the limit of ${length} bytes; nothing was kept`);
+      }
       if (err instanceof OverflowError) {
         this.log.info({ upload: id, offset: durable }, 'resumable upload body longer than its length; refused');
         throw badInput(`The body is longer than the rest of the upload (${length - record.offset} bytes); nothing past the upload's length was kept`);
@@ -353,7 +455,15 @@ export class ResumableUploads {
     }
   }
 
-  private async finish(record: ResumableRecord, actor: Actor | null, writer: StagingWriter, hasher: ResumableHash, pieces: string[], token: string): Promise<AppendResult> {
+  private async finish(
+    record: ResumableRecord,
+    actor: Actor | null,
+    writer: StagingWriter,
+    hasher: ResumableHash,
+    pieces: string[],
+    token: string,
+    length = record.length,
+  ): Promise<AppendResult> {
     pieces.push(...(await writer.sync(true)));
     const staging: StagingState = { token: writer.token ?? token, pieces };
     const sha256 = await hasher.digest();
@@ -361,7 +471,7 @@ export class ResumableUploads {
     let item: Item;
     try {
       item = await this.library.commitSealed(
-        { key: target.key, token: target.token, sha256, size: record.length, seal: () => this.blobs.sealStaging(staging, record.length) },
+        { key: target.key, token: target.token, sha256, size: length, seal: () => this.blobs.sealStaging(staging, length) },
         record.input,
         actor,
       );
@@ -374,9 +484,93 @@ export class ResumableUploads {
     }
     const name = item.path ? null : await this.library.nameOf(item.id);
     const result: ResumableResult = { itemId: item.id, path: item.path ?? (name ? `/library/${item.kind}/${item.folder ? `${item.folder}/` : ''}${name}` : null) };
-    await this.store.finish(record.id, result, this.finishedKeepMs);
-    this.log.info({ upload: record.id, id: item.id, size: record.length }, 'resumable upload finished');
-    return { offset: record.length, expiresAt: Date.now() + this.finishedKeepMs, finished: result };
+    await this.store.finish(record.id, result, this.finishedKeepMs, record.lengthDeferred ? length : undefined);
+    this.log.info({ upload: record.id, id: item.id, size: length }, 'resumable upload finished');
+    return { offset: length, expiresAt: Date.now() + this.finishedKeepMs, finished: result };
+  }
+
+  // ---- uploads named by their path (FTP) -------------------------------------------------------
+
+  /** `actor`'s unfinished upload at `place`, or null (none, or expired): nobody else's is ever found. */
+  async findAt(actor: Actor, place: UploadPlace): Promise<ResumableRecord | null> {
+    const owner = ownerOf(actor);
+    const id = await this.store.idAt(owner, uploadPlaceKey(place));
+    if (!id) return null;
+    const record = await this.store.get(id);
+    if (!record || record.owner !== owner || record.finished || record.expiresAt <= Date.now()) return null;
+    return record;
+  }
+
+  /**
+   * Receives `body` into `actor`'s upload at `place`, whose length nobody announced (an FTP STOR):
+   * a new upload (`start`), or the continuation of the unfinished one there (`end`: at its durable
+   * offset, or new when there is none; a number: at that offset, which must be the durable one). When
+   * the body ends, `ended` says whether it was the whole file: then the upload becomes an item
+   * (through the Library, with the SHA-256 of every byte of every request) and the result says so;
+   * otherwise, and when the body fails or stops, its bytes are kept (made durable: fs every byte,
+   * s3 whole parts and a tail object) and the result gives the durable offset. A new upload that
+   * kept nothing is forgotten. Same caps, lock, checkpoints and expiry as `create` and `append`;
+   * bytes past the upload limit remove the whole upload (`too_large`).
+   */
+  async receiveAt(
+    actor: Actor,
+    place: UploadPlace,
+    from: ReceiveFrom,
+    input: NewItemInput,
+    body: AsyncIterable<Buffer>,
+    options: { ended: () => Promise<boolean>; stop?: (reason: Error) => void },
+  ): Promise<AppendResult> {
+    let record = from === 'start' ? null : await this.findAt(actor, place);
+    if (typeof from === 'number' && !record) {
+      throw notFound(`You have no unfinished upload of ${place.name} here to continue: send it whole (STOR without REST)`);
+    }
+    const fresh = !record;
+    if (!record) record = await this.startAt(actor, place, input);
+    const offset = typeof from === 'number' ? from : record.offset;
+    return this.appendLocked(record, actor, offset, body, { ...options, fresh });
+  }
+
+  /** Drops `actor`'s unfinished upload at `place` (its staged bytes too); false when there is none. */
+  async dropAt(actor: Actor, place: UploadPlace): Promise<boolean> {
+    // Expired but not yet swept counts too: it still holds the place (and its staged bytes).
+    const owner = ownerOf(actor);
+    const id = await this.store.idAt(owner, uploadPlaceKey(place));
+    const record = id ? await this.store.get(id) : null;
+    if (!record || record.owner !== owner || record.finished) return false;
+    await this.terminateLocked(record.id, owner);
+    return true;
+  }
+
+  /** A new deferred-length upload at `place`, after dropping the actor's unfinished one there. */
+  private async startAt(actor: Actor, place: UploadPlace, input: NewItemInput): Promise<ResumableRecord> {
+    const key = uploadPlaceKey(place);
+    for (let attempt = 0; ; attempt++) {
+      await this.dropAt(actor, place);
+      const now = Date.now();
+      const record: ResumableRecord = {
+        id: newUploadId(),
+        owner: ownerOf(actor),
+        length: this.maxUploadBytes,
+        lengthDeferred: true,
+        place: key,
+        offset: 0,
+        metadata: '',
+        input: { ...input, filename: place.name, folder: place.folder, ...(place.kind ? { kind: place.kind } : {}) },
+        hashState: '',
+        staging: { token: this.blobs.newStaging(this.maxUploadBytes), pieces: [] },
+        createdAt: now,
+        expiresAt: now + this.expiryMs,
+      };
+      const created = await this.store.create(record, { maxCount: this.maxUnfinished, maxBytes: this.maxUnfinishedBytes });
+      if (created === 'exists' && attempt < 2) continue; // another session started one there meanwhile
+      if (created === 'exists') throw new UploadLockedError();
+      if (created === 'count') {
+        throw new AppError('rate_limited', `You have ${this.maxUnfinished} unfinished uploads, the most allowed: finish or delete one, or wait until they expire`);
+      }
+      if (created === 'bytes') throw tooLarge(`Your unfinished uploads hold ${this.maxUnfinishedBytes} bytes or more, the most allowed: finish or delete some first`);
+      this.log.info({ upload: record.id, by: record.owner }, 'resumable upload created (length deferred)');
+      return record;
+    }
   }
 
   /** Removes an upload's record and staged bytes (the staged bytes first: a failure leaves the record for the sweeper). */
@@ -393,6 +587,10 @@ export class ResumableUploads {
    */
   async terminate(id: string, actor: Actor | null): Promise<void> {
     await this.get(id, actor);
+    await this.terminateLocked(id, ownerOf(actor));
+  }
+
+  private async terminateLocked(id: string, by: string): Promise<void> {
     const holder = randomBytes(12).toString('base64url');
     if (!(await this.store.lock(id, holder, this.lockMs))) {
       await this.store.wantLock(id);
@@ -400,7 +598,7 @@ export class ResumableUploads {
     }
     try {
       await this.forget(id);
-      this.log.info({ upload: id, by: ownerOf(actor) }, 'resumable upload terminated');
+      this.log.info({ upload: id, by }, 'resumable upload terminated');
     } finally {
       await this.store.unlock(id, holder).catch(() => undefined);
     }

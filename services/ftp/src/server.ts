@@ -4,7 +4,7 @@ import { createSecureContext } from 'node:tls';
 import type { AuthService } from '@nondivy/auth';
 import type { FtpConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
-import type { Library } from '@nondivy/storage';
+import type { Library, ResumableUploads } from '@nondivy/storage';
 import { normalizeIp, PassivePorts } from './data-channel.js';
 import { startFtpSrv, type CommandSpec } from './ftp-srv-adapter.js';
 import { FtpSession, type SessionContext } from './session.js';
@@ -53,6 +53,8 @@ const NO_AUTH_BUILTINS = ['OPTS', 'SYST'];
 
 export interface FtpDeps {
   library: Library;
+  /** Where an interrupted STOR is kept, and REST + STOR and APPE continue it. */
+  uploads: ResumableUploads;
   auth: AuthService;
   log: Logger;
 }
@@ -77,6 +79,7 @@ export async function startFtp(config: FtpConfig['ftp'] & { maxUploadBytes: numb
   let closing = false;
   const ctx: SessionContext = {
     library: deps.library,
+    uploads: deps.uploads,
     auth: deps.auth,
     log,
     ports: new PassivePorts(config.pasvMin, config.pasvMax, config.host, config.pasvPerIp),

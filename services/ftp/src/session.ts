@@ -6,16 +6,29 @@ import type { AuthService } from '@nondivy/auth';
 import type { Item, ItemKind, ItemPatch } from '@nondivy/contracts';
 import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import { requireAcceptedFilename, requireAcceptedFolder, titleFromFilename, whenDrained, type Actor, type Library } from '@nondivy/storage';
+import {
+  requireAcceptedFilename,
+  requireAcceptedFolder,
+  titleFromFilename,
+  UploadLockedError,
+  whenDrained,
+  type Actor,
+  type Library,
+  type ReceiveFrom,
+  type ResumableUploads,
+  type UploadPlace,
+} from '@nondivy/storage';
 import { ActiveChannel, normalizeIp, PassiveChannel, type DataChannel, type PassivePorts } from './data-channel.js';
 import type { ControlConnection } from './ftp-srv-adapter.js';
 import { folderEntry, ftpTime, itemEntry, itemTime, lsLine, mlsxLine, parseFtpTime, type Entry } from './listing.js';
 import { entryPath, folderOf, foldersOnTheWay, isFixedFolder, kindFolderPath, quotePath, resolvePath, subfolders, type FixedFolder, type VirtualPath } from './paths.js';
-import { replyFor } from './replies.js';
+import { FtpRefusal, replyFor } from './replies.js';
 
 /** What every session of one server shares. */
 export interface SessionContext {
   library: Library;
+  /** A member's interrupted STOR of a new file is kept here; REST + STOR and APPE continue it. */
+  uploads: ResumableUploads;
   auth: AuthService;
   log: Logger;
   ports: PassivePorts;
@@ -76,6 +89,8 @@ export class FtpSession {
   private closed = false;
   /** Set once an over-long line came: nothing more is read from this connection. */
   private refused = false;
+  /** Set once the client ended the control connection (it may not be closed yet). */
+  private peerEnded = false;
   readonly ip: string;
   readonly log: Logger;
 
@@ -90,6 +105,9 @@ export class FtpSession {
     // The control channel is read here, line by line with a length cap (see onData).
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.once('close', () => this.onClose());
+    // The client's end of the control connection (FIN) comes before its close: a client that died
+    // closes its data connection and this one at the same moment.
+    socket.once('end', () => (this.peerEnded = true));
     this.armIdle();
   }
 
@@ -380,8 +398,8 @@ export class FtpSession {
   }
 
   /** The file at a path, or `not_found` (a folder, or nothing there). */
-  private async findItem(p: VirtualPath): Promise<FilePlace> {
-    const place = await this.place(p);
+  private async findItem(p: VirtualPath, known?: Place): Promise<FilePlace> {
+    const place = known ?? (await this.place(p));
     if (place.is === 'file') return place;
     throw new AppError('not_found', place.is === 'missing' ? 'No such file' : `${place.path}: is a folder, not a plain file`);
   }
@@ -455,9 +473,38 @@ export class FtpSession {
     return this.multiline(250, `Listing ${place.path}`, [` ${mlsxLine({ ...entry, name: place.path })}`], 'End');
   }
 
+  /**
+   * SIZE of an item, or, where there is none, of the member's own unfinished upload of that path:
+   * its durable offset, where `curl -C -` (APPE) and `lftp put -c` (REST + STOR) continue.
+   */
   async size(arg: string | null) {
-    const { item } = await this.findItem(this.resolve(arg));
+    const p = this.resolve(arg);
+    const place = await this.place(p);
+    if (place.is === 'missing') {
+      const unfinished = await this.unfinishedAt(p);
+      if (unfinished) return this.conn.reply(213, String(unfinished.offset));
+    }
+    const { item } = await this.findItem(p, place);
     return this.conn.reply(213, String(item.size));
+  }
+
+  /** Where an upload to `p` goes (a kind's folder, or /upload/ with the kind guessed), or null for any other path. */
+  private uploadPlace(p: VirtualPath): UploadPlace | null {
+    if (p.type === 'entry') return { kind: p.kind, folder: requireAcceptedFolder(p.folder), name: checkName(p.name) };
+    if (p.type === 'drop') return { folder: '', name: checkName(p.name) };
+    return null;
+  }
+
+  /** The logged-in member's unfinished upload of `p` (nobody else's), or null. */
+  private async unfinishedAt(p: VirtualPath) {
+    if (!this.actor) return null;
+    let where: UploadPlace | null;
+    try {
+      where = this.uploadPlace(p);
+    } catch {
+      return null; // a name no upload could have
+    }
+    return where ? this.ctx.uploads.findAt(this.actor, where) : null;
   }
 
   async mdtm(arg: string | null) {
@@ -505,7 +552,7 @@ export class FtpSession {
   restAt(arg: string | null) {
     if (!arg || !/^\d{1,16}$/.test(arg.trim())) return this.conn.reply(501, 'REST takes a byte offset');
     this.rest = Number(arg.trim());
-    return this.conn.reply(350, `Restarting at ${this.rest}; now send RETR`);
+    return this.conn.reply(350, `Restarting at ${this.rest}; now send RETR, or STOR to continue your unfinished upload`);
   }
 
   // ---- changes ---------------------------------------------------------------------------------
@@ -515,11 +562,17 @@ export class FtpSession {
     return this.actor;
   }
 
+  /** DELE an item (its uploader or an admin), or where there is none, one's own unfinished upload of that path. */
   async dele(arg: string | null) {
     const actor = this.member();
-    const place = await this.place(this.resolve(arg));
+    const p = this.resolve(arg);
+    const place = await this.place(p);
     if (place.is === 'folder' || place.is === 'fixed') return this.conn.reply(550, `${place.path} is a folder: use RMD`);
-    if (place.is === 'missing') return this.conn.reply(550, 'No such file');
+    if (place.is === 'missing') {
+      const unfinished = await this.unfinishedAt(p);
+      if (unfinished && (await this.ctx.uploads.dropAt(actor, this.uploadPlace(p)!))) return this.conn.reply(250, `Deleted your unfinished upload of ${place.path} (${unfinished.offset} bytes)`);
+      return this.conn.reply(550, 'No such file');
+    }
     await this.ctx.library.remove(place.item.id, actor);
     return this.conn.reply(250, 'Deleted');
   }
@@ -764,31 +817,103 @@ export class FtpSession {
   /**
    * STOR into a folder of a kind (made when missing) or /upload/ (kind guessed, stored at the kind's
    * root). Onto an existing file: its uploader (or an admin) replaces its bytes, keeping the item
-   * (id, tags, description); anyone else is refused. STOU always stores a new item, under a name
-   * of its own when the asked one is taken. The bytes are staged through the library like any
-   * upload and committed only when the data connection ended cleanly and the session is still
-   * there; anything else discards them.
+   * (id, tags, description); anyone else is refused, and so is REST or APPE (a finished item's bytes
+   * are never appended to). STOU always stores a new item, under a name of its own when the asked one
+   * is taken. Either is staged through the library like any upload, committed only when the data
+   * connection ended cleanly and the session is still there, and discarded otherwise.
+   *
+   * A new file (nothing at its path) goes in as the member's resumable upload of that path (see
+   * `ResumableUploads.receiveAt`): it becomes the item when the data connection ends cleanly with the
+   * session still there; interrupted (data connection reset or stalled, control connection lost,
+   * ABOR, shutdown), what arrived is kept as the member's unfinished upload there. SIZE tells its
+   * offset; `REST n` + STOR continues it at n (its offset, nothing else) and APPE at its offset (APPE
+   * with none starts one); a plain STOR starts the file again.
    */
   async stor(directive: 'STOR' | 'APPE' | 'STOU', arg: string | null) {
     const actor = this.member();
     const offset = this.rest;
     this.rest = 0;
-    if (directive === 'APPE' || offset > 0) return this.conn.reply(550, 'Appending and resuming uploads are not supported: upload the whole file');
+    if (directive === 'STOU' && offset > 0) return this.conn.reply(554, 'STOU stores a new file: REST does not apply to it');
     const target = this.resolve(directive === 'STOU' && !arg ? `upload-${Date.now()}` : arg);
     if (target.type !== 'entry' && target.type !== 'drop') return this.conn.reply(553, 'Store files into /library/<kind>/ (or a folder in it) or /upload/');
     const name = checkName(target.name);
     const kind = target.type === 'entry' ? target.kind : undefined;
     const folder = target.type === 'entry' ? requireAcceptedFolder(target.folder) : '';
-    const library = this.ctx.library;
+    const resuming = directive === 'APPE' || offset > 0;
     let replacing: Item | null = null;
     const place = await this.place(target);
     if (place.is === 'folder') return this.conn.reply(553, `${place.path} is a folder`);
-    if (place.is === 'file' && directive === 'STOR') {
+    if (place.is === 'file' && directive !== 'STOU') {
+      if (resuming) {
+        return this.conn.reply(550, `${place.path} is a finished file: its bytes are never appended to; send it whole (STOR without REST) to replace it`);
+      }
       if (!this.canChange(place.item)) {
         return this.conn.reply(553, `${place.name} already exists in ${kindFolderPath(place.kind, place.folder)} and is another member's: choose another name`);
       }
       replacing = place.item;
     }
+    if (directive === 'STOU' || replacing) {
+      // A stale unfinished upload of one's own at this path is superseded by the whole file.
+      if (replacing) await this.ctx.uploads.dropAt(actor, { kind, folder, name });
+      return this.storWhole(actor, { name, kind, folder }, replacing);
+    }
+    const where: UploadPlace = { kind, folder, name };
+    const from: ReceiveFrom = offset > 0 ? offset : directive === 'APPE' ? 'end' : 'start';
+    if (typeof from === 'number') {
+      // Said before the data connection opens; checked again under the upload's lock.
+      const unfinished = await this.ctx.uploads.findAt(actor, where);
+      if (!unfinished) return this.conn.reply(554, `You have no unfinished upload of ${target.path} to continue: send the whole file (STOR without REST)`);
+      if (unfinished.offset !== offset) {
+        return this.conn.reply(554, `Restart offset ${offset} does not match your unfinished upload of ${target.path}, which has ${unfinished.offset} bytes: send REST ${unfinished.offset}`);
+      }
+    }
+    if (kind) await this.requireFolderWay(kind, folder);
+    const uploads = this.ctx.uploads;
+    await this.withData(async (socket, transfer) => {
+      const interrupted = () => transfer.aborted() ?? (this.closed || this.peerEnded ? 'control connection closed' : null);
+      let result;
+      try {
+        result = await uploads.receiveAt(actor, where, from, {}, socket.iterator({ destroyOnReturn: false }), {
+          // A client that dies closes its data connection like a finished upload would: let the close
+          // of the control connection, if it comes with it, be seen before taking it as the whole file.
+          ended: async () => {
+            await nextTurn();
+            if (interrupted()) return false;
+            transfer.committing();
+            return true;
+          },
+          stop: () => socket.destroy(),
+        });
+      } catch (err) {
+        const why = interrupted();
+        if (why) throw new Error(why);
+        throw await this.uploadFailure(err, actor, where, target.path);
+      }
+      socket.destroy(); // the client has sent everything; nothing goes back on this connection
+      if (!result.finished) throw new Error(interrupted() ?? 'control connection closed');
+      this.log.info({ id: result.finished.itemId, size: result.offset, user: actor.username, resumed: from !== 'start' }, 'FTP upload');
+      return `Transfer complete: stored as ${result.finished.path ?? name}`;
+    }, `Ok to send data for ${name}${typeof from === 'number' ? ` from byte ${from}` : ''}`);
+  }
+
+  /** The FTP reply to a resumable STOR that failed (not by an interruption the session saw itself). */
+  private async uploadFailure(err: unknown, actor: Actor, where: UploadPlace, path: string): Promise<unknown> {
+    if (err instanceof UploadLockedError) return new FtpRefusal(450, `Another transfer is writing ${path} now; try again in a moment`);
+    if (isAppError(err) && err.kind === 'rate_limited') return new FtpRefusal(552, err.message);
+    if (isAppError(err) && err.kind === 'too_large' && /^The file is larger/.test(err.message)) {
+      return new AppError('too_large', `Exceeded storage allocation: files are limited to ${this.ctx.maxUploadBytes} bytes; nothing was stored`);
+    }
+    if (isAppError(err) && err.kind !== 'bad_input') return err;
+    // The data connection failed (reset): say what is kept and how to go on.
+    const kept = await this.ctx.uploads.findAt(actor, where).catch(() => null);
+    if (!kept) return new FtpRefusal(426, 'Connection closed; transfer aborted');
+    return new FtpRefusal(426, `Connection closed; transfer aborted: ${kept.offset} bytes of ${path} are kept; continue with REST ${kept.offset} and STOR, or APPE`);
+  }
+
+  /** STOU, or STOR onto one's own existing file: the whole file through the library's staging, committed only when complete. */
+  private async storWhole(actor: Actor, to: { name: string; kind?: ItemKind; folder: string }, replacing: Item | null) {
+    const { name, kind, folder } = to;
+    const library = this.ctx.library;
     if (kind && !replacing) await this.requireFolderWay(kind, folder);
     await this.withData(async (socket, transfer) => {
       let staged;
@@ -805,7 +930,7 @@ export class FtpSession {
       // A client that dies closes its data connection like a finished upload would: let the close of
       // the control connection, if it comes with it, be seen before committing.
       await nextTurn();
-      const aborted = transfer.aborted() ?? (this.closed ? 'control connection closed' : null);
+      const aborted = transfer.aborted() ?? (this.closed || this.peerEnded ? 'control connection closed' : null);
       if (aborted) {
         await staged.discard();
         throw new Error(aborted);
