@@ -7,13 +7,13 @@ import type { Context } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { statOrNull } from '../files.js';
 import { formatBytes, printable } from '../format.js';
-import { multipartUpload } from '../multipart.js';
-import { ProgressBar } from '../progress.js';
+import { isPassingFailure, sendResumable, type UploadSession } from '../resumable-upload.js';
 
 /** One file to send: where it is on disk, its size, and its relative path in a folder upload. */
 interface LocalFile {
   path: string;
   size: number;
+  mtimeMs: number;
   /** `Album/CD1/01.flac` (with `/`), for a file found in a folder; absent for a single file. */
   relative?: string;
 }
@@ -33,29 +33,28 @@ async function* filesUnder(dir: string, relative: string, warn: (text: string) =
     if (entry.isDirectory()) yield* filesUnder(path, rel, warn);
     else if (entry.isFile()) {
       const stats = await statOrNull(path);
-      if (stats?.isFile()) yield { path, size: stats.size, relative: rel };
+      if (stats?.isFile()) yield { path, size: stats.size, mtimeMs: stats.mtimeMs, relative: rel };
     } else warn(`${path}: skipped (not a regular file or folder)`);
   }
 }
 
-/** Sends one file; the item it became. */
-async function send(api: Api, ctx: Context, file: LocalFile, fields: Record<string, string | undefined>): Promise<Item> {
-  const name = basename(file.path);
-  const upload = multipartUpload({ ...fields, ...(file.relative ? { path: file.relative } : {}) }, { path: file.path, name, size: file.size });
-  const bar = new ProgressBar(`uploading ${file.relative ?? name}`, file.size, ctx.progress);
-  try {
-    const item = await api.call(Item, 'POST', '/library', {
-      body: upload.stream((n) => bar.add(n)),
-      duplex: 'half',
-      headers: { 'content-type': upload.contentType, 'content-length': String(upload.length) },
-      timeoutMs: 0,
-    });
-    bar.finish(true);
-    return item;
-  } catch (err) {
-    bar.finish(false);
-    throw err;
-  }
+/**
+ * Sends one file over tus (resumable: see resumable-upload.ts); the item it became. A file of a
+ * folder upload (`Album/CD1/01.flac`) goes into --folder followed by its own folders, under its own
+ * name, as POST /library places a multipart upload with a `path` field.
+ */
+async function send(api: Api, ctx: Context, session: UploadSession, file: LocalFile, fields: Record<string, string | undefined>): Promise<Item> {
+  const names = file.relative ? file.relative.normalize('NFC').split('/').filter((n) => n.length > 0) : [];
+  const filename = names.pop() ?? basename(file.path);
+  const folder = [fields.folder ?? '', ...names].filter((n) => n.length > 0).join('/');
+  const resumable = {
+    path: resolve(file.path),
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    label: file.relative ?? basename(file.path),
+    metadata: { ...fields, filename, folder: folder || undefined },
+  };
+  return sendResumable(api, ctx, resumable, session);
 }
 
 export const uploadCommand = defineCommand({
@@ -69,10 +68,15 @@ export const uploadCommand = defineCommand({
   --title T         the title (default: from the file name; not with a DIR)
   --description D   a description
 
+  Uploads are resumable: run the same command again after an interruption (Ctrl-C, a dropped
+  network, a server restart) and each unfinished file continues from where the server stands. What
+  that needs is kept in $XDG_STATE_HOME/nondivy/uploads (~/.local/state/nondivy/uploads) until done.
+
   A DIR is uploaded file by file with its folders, under its own name (inside --folder when given):
   "nondivy upload 'Kind of Blue' --kind audio --folder 'Miles Davis'" makes
   /library/audio/Miles Davis/Kind of Blue/…. Empty folders and symbolic links are left out. A file that
-  fails is reported and the others are still sent; the exit status is then 1.`,
+  fails is reported and the others are still sent; the exit status is then 1. When the server cannot
+  be reached through every retry, the upload stops there.`,
   examples: [
     'nondivy upload book.epub --kind ebook --tags scifi,classic --title Dune',
     "nondivy upload 'Kind of Blue' --kind audio --folder 'Miles Davis'",
@@ -100,9 +104,10 @@ export const uploadCommand = defineCommand({
     const api = await ctx.api({ login: 'optional' });
     const f = fields.data;
     const sent = { title: f.title, kind: f.kind, tags: f.tags?.join(','), description: f.description, folder: values.folder };
+    const session: UploadSession = { reached: false };
 
     if (stats.isFile()) {
-      const item = await send(api, ctx, { path, size: stats.size }, sent);
+      const item = await send(api, ctx, session, { path, size: stats.size, mtimeMs: stats.mtimeMs }, sent);
       ctx.out.data(item);
       ctx.out.line(`uploaded ${printable(item.title)}`);
       ctx.out.line(`  id:      ${item.id}`);
@@ -117,11 +122,16 @@ export const uploadCommand = defineCommand({
     const failed: { file: string; error: string }[] = [];
     for await (const file of filesUnder(path, basename(resolve(path)), (text) => ctx.out.warn(text))) {
       try {
-        const item = await send(api, ctx, file, sent);
+        const item = await send(api, ctx, session, file, sent);
         items.push(item);
         ctx.out.line(`uploaded ${printable(file.relative!)} → ${printable(item.path ?? item.id)}`);
       } catch (err) {
         if (!(err instanceof CliError)) throw err;
+        // The server out of reach (or busy) through every retry: the files after it would fare the same.
+        if (isPassingFailure(err)) {
+          ctx.out.data({ items, failed: [...failed, { file: file.relative!, error: err.message }] });
+          throw new CliError(`${err.message}: stopped after ${items.length} uploaded file${items.length === 1 ? '' : 's'}`, 1, { cause: err });
+        }
         failed.push({ file: file.relative!, error: err.message });
         ctx.out.warn(`${file.relative}: ${err.message}`);
       }
