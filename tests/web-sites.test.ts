@@ -7,6 +7,8 @@
  * facts and whose download through A is byte-exact; a frozen B is named as not answering, and
  * shown unreachable; unlinking (confirmed) ends the link on both sides. The QR codes on the page
  * (the site's address, the invite) are read back from screenshots with a QR decoder at phone size.
+ * A's phone on its Nearby view sees B's desktop tab under Barn and sends it a file that B's download
+ * manager receives byte-exact.
  * axe-core on each new view; screenshots under clients/web/test-output/sites/.
  */
 import assert from 'node:assert/strict';
@@ -83,7 +85,7 @@ async function scan(qr: Locator): Promise<string | null> {
   return jsQR(data, width, height)?.data ?? null;
 }
 
-describe('linked sites in the web app, in Chromium on a LAN', { skip: skip ?? false, timeout: 120_000 }, () => {
+describe('linked sites in the web app, in Chromium on a LAN', { skip: skip ?? false, timeout: 180_000 }, () => {
   let lan: TestLan;
   const sites: { name: string; server: TestServer; data: { path: string; cleanup(): void }; admin: string; siteId: string; base: string }[] = [];
   let files: { path: string; cleanup(): void };
@@ -284,8 +286,36 @@ describe('linked sites in the web app, in Chromium on a LAN', { skip: skip ?? fa
     await deskA.page.reload();
     await deskA.page.locator(`.items > li[data-site="${b.siteId}"]`).waitFor();
 
+    // Nearby across sites: B's desktop tab is a device; A's phone lists it under Barn and sends it
+    // a file (checksummed in the page first), B accepts and its download manager gets the bytes.
+    await deskB.context.addInitScript(`localStorage.setItem('nondivy.deviceName', 'barn-desktop')`);
+    await pageB.goto(`${b.base}/nearby`);
+    await pageB.locator('.me-name', { hasText: 'barn-desktop' }).waitFor();
+    await pageA.goto(`${a.base}/nearby`);
+    await pageA.getByRole('heading', { name: 'On linked sites' }).waitFor();
+    const farCard = pageA.locator('.linked-site', { hasText: 'Barn' }).locator('.device', { hasText: 'barn-desktop' });
+    await farCard.waitFor({ timeout: 25_000 });
+    await farCard.getByText('texts stay on this site').waitFor();
+    assert.equal(await farCard.getByRole('button', { name: 'Send a text' }).count(), 0, 'no texts across sites');
+    await view(pageA, 'nearby-linked-phone');
+    const parcel = randomBytes(5 * 1024 * 1024 + 3);
+    writeFileSync(join(files.path, 'parcel.bin'), parcel);
+    const received: string[] = [];
+    pageB.on('download', (d) => void d.path().then((p) => received.push(p)));
+    await farCard.locator('input.pick-files').setInputFiles(join(files.path, 'parcel.bin'));
+    const offered = pageB.locator('.transfer', { hasText: 'on Attic' }).first();
+    await offered.getByText('parcel.bin').waitFor({ timeout: 20_000 });
+    await view(pageB, 'nearby-offer-from-site-desktop');
+    await offered.getByRole('button', { name: 'Accept' }).click();
+    await pageA.locator('.transfer', { hasText: 'To barn-desktop' }).getByText('Completed').waitFor({ timeout: 30_000 });
+    await offered.getByText('Completed').waitFor({ timeout: 30_000 });
+    for (const end = Date.now() + 15_000; received.length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(received.length, 1, 'one download on B');
+    assert.equal(sha(readFileSync(received[0]!)), sha(parcel), 'byte-exact across sites');
+    await view(pageA, 'nearby-sent-to-site-phone');
+
     // Unlink from A, confirmed: gone on both sides.
-    await pageA.reload();
+    await pageA.goto(`${a.base}/admin`);
     const row = pageA.getByRole('listitem', { name: 'Barn' });
     await row.getByRole('button', { name: 'Unlink Barn' }).click();
     await row.getByRole('group', { name: 'Confirm unlinking Barn' }).waitFor();

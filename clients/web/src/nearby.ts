@@ -1,5 +1,7 @@
 // The contracts' browser-safe module, by file (see api.ts).
 import { Device, DownloadTicketResponse, RegisterDeviceResponse, Transfer, type TransferState } from '../../../libs/contracts/src/devices.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { z } from 'zod';
 import { API, ApiError, errorOf, explain, queryString } from './api.js';
 import { Store } from './state.js';
@@ -9,17 +11,25 @@ import { Store } from './state.js';
  * gone on pagehide (a keepalive DELETE). Devices and this device's transfers are polled; files go
  * up through the relay by XHR PUT of the File itself (streamed by the browser, with upload
  * progress) and come down through the download manager by a single-use ticket link, one file after
- * the other. No file is ever read into memory here.
+ * the other. Devices of linked sites are listed too (less often: each list asks every linked site);
+ * files sent to one are checksummed first (SHA-256, which signs them across sites), a slice at a
+ * time. No whole file is ever read into memory here.
  */
 
 export type { Device, Transfer };
 
 const DeviceList = z.object({ devices: z.array(Device) });
+const SiteAnswer = z.object({ siteId: z.string(), name: z.string(), ok: z.boolean(), error: z.string().optional() });
+const FederatedDeviceList = z.object({ devices: z.array(Device), sites: z.array(SiteAnswer).optional() });
+export type SiteAnswer = z.infer<typeof SiteAnswer>;
 const TransferList = z.object({ transfers: z.array(Transfer), nextCursor: z.string().nullable() });
 
 const NAME_KEY = 'nondivy.deviceName';
 const DEVICES_EVERY_MS = 2000;
 const TRANSFERS_EVERY_MS = 1000;
+const REMOTE_EVERY_MS = 10_000;
+/** Files for a linked site are checksummed in slices of this size (memory stays flat). */
+const DIGEST_SLICE = 4 * 1024 * 1024;
 
 /** A friendly default name from the platform: "Chrome on Android", "Firefox on Linux". */
 export function platformName(ua = navigator.userAgent): string {
@@ -61,6 +71,8 @@ export interface Local {
 
 export const presence = new Store<Presence>({ state: 'off' });
 export const devices = new Store<Device[]>([]);
+/** Devices of linked sites (each with its `site`), and how each linked site answered. */
+export const remote = new Store<{ devices: Device[]; sites: SiteAnswer[] }>({ devices: [], sites: [] });
 export const transfers = new Store<Transfer[]>([]);
 export const locals = new Store<Record<string, Local>>({});
 
@@ -126,6 +138,7 @@ export async function goOnline(): Promise<void> {
   loop(heartbeat, online().heartbeatMs);
   loop(refreshDevices, DEVICES_EVERY_MS);
   loop(refreshTransfers, TRANSFERS_EVERY_MS);
+  loop(refreshRemote, REMOTE_EVERY_MS);
 }
 
 function loop(task: () => Promise<void>, everyMs: number) {
@@ -152,6 +165,14 @@ async function refreshDevices() {
   devices.set((await deviceCall('GET', '/devices', { schema: DeviceList })).devices.filter((d) => d.id !== me));
 }
 
+async function refreshRemote() {
+  const found = await deviceCall('GET', '/devices', { schema: FederatedDeviceList, query: { scope: 'federated' } });
+  remote.set({ devices: found.devices.filter((d) => d.site !== undefined), sites: found.sites ?? [] });
+}
+
+/** The name of a linked site, as it answered the last device list (else its id). */
+export const siteName = (siteId: string) => remote.get().sites.find((s) => s.siteId === siteId)?.name ?? siteId;
+
 function leaveOnHide() {
   const p = presence.get();
   if (p.state !== 'online') return;
@@ -169,6 +190,7 @@ export async function goOffline(tell = true): Promise<void> {
   if (tell && p.state === 'online') await deviceCall('DELETE', `/devices/${p.device.id}`).catch(() => undefined);
   presence.set({ state: 'off' });
   devices.set([]);
+  remote.set({ devices: [], sites: [] });
 }
 
 /** A new name: remembered, and the tab comes back under it. */
@@ -236,12 +258,42 @@ async function download(t: Transfer, i: number) {
   }
 }
 
-/** Offers files (and/or a text) to a device; the files go once it accepts. */
-export async function offer(to: string, files: File[], text?: string): Promise<Transfer> {
+/**
+ * The SHA-256 of a file, read a slice at a time (File.slice: the browser reads from disk; one slice
+ * in memory at once). Plain JavaScript: crypto.subtle needs a secure context, which a LAN address
+ * over http is not.
+ */
+export async function digestOf(file: File, onBytes: (done: number) => void, signal?: AbortSignal): Promise<string> {
+  const hash = sha256.create();
+  for (let at = 0; at < file.size; at += DIGEST_SLICE) {
+    if (signal?.aborted) throw new ApiError(0, 'Stopped.');
+    hash.update(new Uint8Array(await file.slice(at, at + DIGEST_SLICE).arrayBuffer()));
+    onBytes(Math.min(file.size, at + DIGEST_SLICE));
+  }
+  return bytesToHex(hash.digest());
+}
+
+/**
+ * Offers files (and/or a text) to a device; the files go once it accepts. To a device of a linked
+ * site (`id@site`), files only, each with its SHA-256 (checksummed here first, with `onDigest`
+ * told the bytes done of all files).
+ */
+export async function offer(to: Device, files: File[], text?: string, opts: { onDigest?: (done: number, total: number) => void; signal?: AbortSignal } = {}): Promise<Transfer> {
   const me = online().device.id;
+  const described: { name: string; size: number; sha256?: string }[] = files.map((f) => ({ name: (f.webkitRelativePath || f.name).slice(0, 1000), size: f.size }));
+  if (to.site !== undefined) {
+    if (text) throw new ApiError(0, 'Texts go to devices of this site only.');
+    const total = files.reduce((s, f) => s + f.size, 0);
+    let before = 0;
+    for (const [i, f] of files.entries()) {
+      const sha = await digestOf(f, (done) => opts.onDigest?.(before + done, total), opts.signal);
+      before += f.size;
+      described[i]!.sha256 = sha;
+    }
+  }
   const t = await deviceCall('POST', '/transfers', {
     schema: Transfer,
-    json: { from: me, to, files: files.map((f) => ({ name: (f.webkitRelativePath || f.name).slice(0, 1000), size: f.size })), ...(text ? { text } : {}) },
+    json: { from: me, to: to.site !== undefined ? `${to.id}@${to.site}` : to.id, files: described, ...(text ? { text } : {}) },
   });
   setLocal(t.id, { files: files.length ? files : undefined, ...(text ? { text } : {}) });
   transfers.set([t, ...transfers.get()]);

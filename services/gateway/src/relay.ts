@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '@nondivy/errors';
 import { admitChunk, endedExactly } from './relay-count.js';
@@ -87,8 +88,11 @@ export class RelayHub {
    * The sender's side: waits for the receiver, then copies `req` into its response. Resolves when
    * the receiver has every byte; rejects (and cuts the receiver's connection, so it knows) on any
    * failure: too many bytes (`too_large`), too few (`bad_input`), either side gone (`unavailable`).
+   * With `sha256` (a file from a linked site, signed by its digest), the bytes are hashed on the way
+   * and the file's last chunk is held back until the digest matches: a receiver never gets a whole
+   * file whose bytes differ from the offer (`bad_input`).
    */
-  async send(key: string, req: IncomingMessage, size: number, onBytes?: (sent: number) => void): Promise<void> {
+  async send(key: string, req: IncomingMessage, size: number, onBytes?: (sent: number) => void, sha256?: string): Promise<void> {
     const receiver = await new Promise<Receiver>((resolve, reject) => {
       const slot = this.slots.get(key);
       if (slot?.senderWaiting) return reject(new AppError('conflict', 'This file is already being sent'));
@@ -111,7 +115,7 @@ export class RelayHub {
     });
     try {
       receiver.start();
-      await copyExactly(req, receiver.res, size, onBytes);
+      await copyExactly(req, receiver.res, size, onBytes, sha256);
       receiver.done.resolve();
     } catch (err) {
       // Destroyed, never ended: the receiver's response announced `size` bytes, so an ended
@@ -131,10 +135,14 @@ export class RelayHub {
  * connection after the announced body, read as a response of the sender's choosing), and the
  * response is ended only when the sender's body ended at exactly `size`. On failure the sender's
  * body is left unread (the route answers it and closes its connection); the caller cuts the receiver.
+ * With `sha256`, the chunk that completes the file is written only once the digest of every byte
+ * matches it (the response announced `size`: a client that has them all has the file).
  */
-function copyExactly(req: IncomingMessage, res: ServerResponse, size: number, onBytes?: (sent: number) => void): Promise<void> {
+function copyExactly(req: IncomingMessage, res: ServerResponse, size: number, onBytes?: (sent: number) => void, sha256?: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let sent = 0;
+    const hash = sha256 === undefined ? null : createHash('sha256');
+    let held: Buffer | null = null;
     let settled = false;
     const settle = (err?: AppError) => {
       if (settled) return;
@@ -154,13 +162,23 @@ function copyExactly(req: IncomingMessage, res: ServerResponse, size: number, on
       }
       sent += write;
       onBytes?.(sent);
+      if (hash) {
+        if (write > 0) hash.update(chunk);
+        if (sent === size) {
+          // An empty chunk after the last byte must not replace the held one.
+          if (write > 0) held = chunk;
+          return;
+        }
+      }
       if (!res.write(chunk)) req.pause();
     };
     const onDrain = () => req.resume();
     const onEnd = () => {
       if (!endedExactly(sent, size)) return settle(new AppError('bad_input', `Fewer bytes than offered (${sent} of ${size})`));
+      if (hash && hash.digest('hex') !== sha256) return settle(new AppError('bad_input', 'The bytes sent do not match the SHA-256 offered'));
       req.off('close', onSenderClose).off('error', onSenderClose);
-      res.end();
+      if (held) res.end(held);
+      else res.end();
     };
     const onFinish = () => settle();
     const onSenderClose = () => {

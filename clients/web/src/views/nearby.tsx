@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { bytes } from '../format.js';
 import { Icon } from '../icons.js';
-import { accept, cancel, devices, goOffline, goOnline, isFinal, locals, offer, presence, reject, rename, savedName, transfers, type Device, type Local, type Transfer } from '../nearby.js';
+import { accept, cancel, devices, goOffline, goOnline, isFinal, locals, offer, presence, reject, remote, rename, savedName, siteName, transfers, type Device, type Local, type Transfer } from '../nearby.js';
 import { QrCode } from '../qr.js';
 import { onLinkClick } from '../router.js';
 import { me, say } from '../state.js';
@@ -95,19 +95,44 @@ function NameForm({ name }: { name: string }) {
 
 function DeviceList() {
   const list = devices.use();
+  const far = remote.use();
+  const bySite = far.sites.map((site) => ({ site, devices: far.devices.filter((d) => d.site === site.siteId) }));
   return (
-    <section aria-labelledby="devices-heading">
-      <h2 id="devices-heading">Devices online</h2>
-      {list.length === 0 ? (
-        <p class="muted empty-devices">No other device is online. Open this address on another device (scan the code below), or run "nondivy receive".</p>
-      ) : (
-        <ul class="devices">
-          {list.map((d) => (
-            <DeviceCard d={d} key={d.id} />
+    <>
+      <section aria-labelledby="devices-heading">
+        <h2 id="devices-heading">Devices online</h2>
+        {list.length === 0 ? (
+          <p class="muted empty-devices">No other device is online. Open this address on another device (scan the code below), or run "nondivy receive".</p>
+        ) : (
+          <ul class="devices">
+            {list.map((d) => (
+              <DeviceCard d={d} key={d.id} />
+            ))}
+          </ul>
+        )}
+      </section>
+      {bySite.length > 0 && (
+        <section aria-labelledby="far-heading">
+          <h2 id="far-heading">On linked sites</h2>
+          {bySite.map(({ site, devices: found }) => (
+            <div class="linked-site" key={site.siteId}>
+              <h3>{site.name}</h3>
+              {!site.ok ? (
+                <p class="muted">{site.name} did not answer{site.error ? `: ${site.error}` : ''}.</p>
+              ) : found.length === 0 ? (
+                <p class="muted">No device is online there.</p>
+              ) : (
+                <ul class="devices">
+                  {found.map((d) => (
+                    <DeviceCard d={d} key={`${d.id}@${d.site}`} />
+                  ))}
+                </ul>
+              )}
+            </div>
           ))}
-        </ul>
+        </section>
       )}
-    </section>
+    </>
   );
 }
 
@@ -115,14 +140,22 @@ function DeviceCard({ d }: { d: Device }) {
   const [over, setOver] = useState(false);
   const [texting, setTexting] = useState(false);
   const [text, setText] = useState('');
+  const [preparing, setPreparing] = useState<{ done: number; total: number; stop: AbortController } | null>(null);
   const filesInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
+  const far = d.site !== undefined;
+  const label = far ? `${d.name} (${siteName(d.site!)})` : d.name;
   const send = (files: File[], message?: string) => {
     if (!files.length && !message) return;
-    offer(d.id, files, message).then(
-      () => say(message && !files.length ? `Text sent to ${d.name}` : `Offered ${files.length} file${files.length === 1 ? '' : 's'} to ${d.name}`),
-      (err: Error) => say(err.message),
-    );
+    if (preparing) return say(`Still checksumming the last files for ${label}`);
+    const stop = new AbortController();
+    if (far) setPreparing({ done: 0, total: files.reduce((s, f) => s + f.size, 0), stop });
+    offer(d, files, message, { signal: stop.signal, onDigest: (done, total) => setPreparing({ done, total, stop }) })
+      .then(
+        () => say(message && !files.length ? `Text sent to ${label}` : `Offered ${files.length} file${files.length === 1 ? '' : 's'} to ${label}`),
+        (err: Error) => say(stop.signal.aborted ? 'Not sent' : err.message),
+      )
+      .finally(() => setPreparing(null));
   };
   const picked = (input: HTMLInputElement) => {
     const files = Array.from(input.files ?? []);
@@ -146,21 +179,35 @@ function DeviceCard({ d }: { d: Device }) {
       <div class="device-head">
         <span class="device-name">{d.name}</span>
         {d.owner && <span class="muted"> · {d.owner}</span>}
+        {far && <span class="muted"> · on {siteName(d.site!)}</span>}
       </div>
       <div class="actions">
-        <button type="button" class="button primary" onClick={() => filesInput.current?.click()}>
-          Send files to {d.name}
+        <button type="button" class="button primary" disabled={preparing !== null} onClick={() => filesInput.current?.click()}>
+          Send files to {label}
         </button>
-        <button type="button" class="button" onClick={() => folderInput.current?.click()}>
+        <button type="button" class="button" disabled={preparing !== null} onClick={() => folderInput.current?.click()}>
           Send a folder
         </button>
-        <button type="button" class="button" aria-expanded={texting} onClick={() => setTexting(!texting)}>
-          Send a text
-        </button>
+        {!far && (
+          <button type="button" class="button" aria-expanded={texting} onClick={() => setTexting(!texting)}>
+            Send a text
+          </button>
+        )}
       </div>
-      <input ref={filesInput} class="pick-files" type="file" multiple hidden aria-label={`Files for ${d.name}`} onChange={(e) => picked(e.currentTarget)} />
-      <input ref={folderInput} type="file" multiple hidden aria-label={`A folder for ${d.name}`} {...({ webkitdirectory: true } as object)} onChange={(e) => picked(e.currentTarget)} />
-      {texting && (
+      {preparing && (
+        <div class="preparing" role="status">
+          <p>
+            <progress max={preparing.total || 1} value={preparing.done} aria-label={`Checksumming the files for ${label}`} /> Checksumming for {siteName(d.site!)}: {bytes(preparing.done)} of {bytes(preparing.total)}
+          </p>
+          <button type="button" class="button small" onClick={() => preparing.stop.abort()}>
+            Stop
+          </button>
+        </div>
+      )}
+      {far && !preparing && <p class="muted small-note">Files to a linked site are checksummed here first; texts stay on this site.</p>}
+      <input ref={filesInput} class="pick-files" type="file" multiple hidden aria-label={`Files for ${label}`} onChange={(e) => picked(e.currentTarget)} />
+      <input ref={folderInput} type="file" multiple hidden aria-label={`A folder for ${label}`} {...({ webkitdirectory: true } as object)} onChange={(e) => picked(e.currentTarget)} />
+      {texting && !far && (
         <form
           class="form text-form"
           onSubmit={(e) => {
@@ -219,6 +266,7 @@ function TransferRow({ t, l, out }: { t: Transfer; l: Local; out: boolean }) {
     <li class={`transfer state-${t.state}`} data-transfer={t.id}>
       <p class="transfer-head">
         <strong>{out ? `To ${t.to.name}` : `From ${t.from.name}`}</strong>
+        {(out ? t.to.site : t.from.site) && <span class="muted"> on {siteName((out ? t.to.site : t.from.site)!)}</span>}
         {!out && t.from.owner && <span class="muted"> ({t.from.owner})</span>}
         <span class="transfer-state"> · {STATE_WORDS[t.state] ?? t.state}</span>
       </p>

@@ -353,7 +353,6 @@ export class Sharing {
    */
   async ticket(p: Party, n: number): Promise<{ secret: string; expiresAt: string }> {
     this.relayFile(p, n, 'receiver');
-    if (p.t.from.site) throw conflict('Files from a linked site are taken with the device token');
     const secret = randomBytes(32).toString('base64url');
     await this.o.transfers.putTicket(ticketHash(secret), { transfer: p.t.id, n, device: p.me.id }, TICKET_TTL_MS);
     return { secret, expiresAt: new Date(Date.now() + TICKET_TTL_MS).toISOString() };
@@ -410,6 +409,7 @@ export class Sharing {
     const { t, file } = target;
     if (t.state !== 'accepted') throw conflict(`The transfer is ${t.state}`);
     await this.o.transfers.set(t.id, { route: 'relay' });
-    await this.o.relay.send(`${t.id}/${n}`, body, file.size);
+    // Verified on the way (the offer is signed by its SHA-256): a browser receiver cannot check it.
+    await this.o.relay.send(`${t.id}/${n}`, body, file.size, undefined, file.sha256);
   }
 }
