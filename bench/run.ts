@@ -10,7 +10,9 @@
  * relayed) beside a plain HTTP pipe, the "federation" part (bench/federation.ts) federated search
  * latency and cross-site downloads between two linked sites, and the "ingest" part (bench/ingest.ts)
  * uploads through every door (REST multipart and raw body, tus, FTP STOR) beside vsftpd, with the
- * server's CPU-seconds per GiB and its memory under ten concurrent uploads.
+ * server's CPU-seconds per GiB and its memory under ten concurrent uploads. The "webrelay" part
+ * (bench/web-relay.ts) sends the file from one Chromium tab to another on the Nearby view through
+ * the relay, beside the CLI-to-CLI relay on the same gateway, with both tabs' memory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ import { ingestBench } from './ingest.js';
 import { searchBench } from './search.js';
 import { sharingBench } from './sharing.js';
 import { webBench } from './web.js';
+import { webRelayBench } from './web-relay.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MiB = 1024 * 1024;
@@ -39,9 +42,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /**
  * Which parts to run: transfers (1 GiB through the gateway), search (catalogue), folders (listing
  * and moving a folder of 10,000 items over FTP and REST), ftp (the FTP service), sharing (device
- * to device), federation (two linked sites), ingest (uploads through every door beside vsftpd).
+ * to device), federation (two linked sites), web (the web app), webrelay (browser to browser through
+ * the relay, beside the CLI), ingest (uploads through every door beside vsftpd).
  */
-const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,folders,ftp,sharing,federation,web,ingest').split(',').map((p) => p.trim());
+const PARTS = (process.env.BENCH_PARTS ?? 'transfer,search,folders,ftp,sharing,federation,web,webrelay,ingest').split(',').map((p) => p.trim());
 const SEARCH_ITEMS = Number(process.env.BENCH_SEARCH_ITEMS ?? 100_000);
 /**
  * Where the payload and the blobs live: BENCH_DIR, else the system's temporary folder — a disk, as in a
@@ -331,6 +335,7 @@ async function main() {
   if (PARTS.includes('sharing')) await sharingBench(shared);
   if (PARTS.includes('federation')) await federationBench(shared);
   if (PARTS.includes('web')) await webBench(shared);
+  if (PARTS.includes('webrelay')) await webRelayBench(shared);
   if (PARTS.includes('ingest')) await ingestBench({ ...shared, openSite, startChild });
 }
 

@@ -41,7 +41,7 @@ interface Proc {
 }
 
 /** The three spans of one transfer, in ms (null: not observed). */
-interface Spans {
+export interface Spans {
   /** The sender's start to both processes' exit. */
   total: number;
   /** The sender's registration with the gateway (its first request, made once the file is hashed) to both exits. */
@@ -127,9 +127,31 @@ function watchArrival(dir: string, final: string): { stop(): number | null } {
   };
 }
 
-export async function sharingBench(h: SharingBenchHelpers): Promise<void> {
+/** One CLI transfer's spans, with the gateway's RSS before it and its peak during it. */
+export type CliSpans = Spans & { peakRss: number; rssBefore: number };
+
+/**
+ * The sharing part's set-up, also used by the webrelay part: a standalone server (the gateway, with
+ * its own Redis and data folder under `base`) and the admin's token; CLI transfers of the payload
+ * (direct or relayed, each checked) and the plain pipe; `close` stops every process it started and
+ * removes `base`.
+ */
+export interface SharingRig {
+  /** The gateway's address, e.g. http://127.0.0.1:1234. */
+  server: string;
+  gateway: ChildProcess;
+  token: string;
+  /** The payload's SHA-256. */
+  digest: string;
+  /** Where receivers write (and everything else of this rig lives). */
+  base: string;
+  cliTransfer(route: 'direct' | 'relay', run: number): Promise<CliSpans>;
+  pipeTransfer(run: number): Promise<Spans>;
+  close(): Promise<void>;
+}
+
+export async function openSharingRig(h: SharingBenchHelpers, base: string): Promise<SharingRig> {
   const file = h.payload();
-  const base = join(h.work, 'sharing');
   mkdirSync(base, { recursive: true });
   const procs = new Set<Proc>();
   const started: ChildProcess[] = [];
@@ -158,6 +180,13 @@ export async function sharingBench(h: SharingBenchHelpers): Promise<void> {
     return Promise.all([sender.done, receiver.done]).finally(() => clearTimeout(limit));
   };
   const failed = (what: string, p: Proc, code: number | null) => new Error(`${what} exited ${code}: ${p.err().trim().slice(-2000) || p.out().trim().slice(-2000)}`);
+
+  const close = async () => {
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+    await Promise.all([...procs].map((p) => p.done));
+    for (const c of started.reverse()) await h.stopChild(c);
+    rmSync(base, { recursive: true, force: true });
+  };
 
   try {
     const digest = await sha256Of(file);
@@ -206,7 +235,7 @@ export async function sharingBench(h: SharingBenchHelpers): Promise<void> {
     };
 
     /** One CLI transfer of the payload: a receiver (its own device), then a sender; both must succeed. */
-    const cliTransfer = async (route: 'direct' | 'relay', run: number): Promise<Spans & { peakRss: number; rssBefore: number }> => {
+    const cliTransfer = async (route: 'direct' | 'relay', run: number): Promise<CliSpans> => {
       const dir = join(base, `received-${route}-${run}`);
       mkdirSync(dir, { recursive: true });
       const receiverName = `bench-receiver-${route}-${run}`;
@@ -278,6 +307,17 @@ export async function sharingBench(h: SharingBenchHelpers): Promise<void> {
       }
     };
 
+    return { server, gateway, token, digest, base, cliTransfer, pipeTransfer, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+export async function sharingBench(h: SharingBenchHelpers): Promise<void> {
+  const rig = await openSharingRig(h, join(h.work, 'sharing'));
+  const { base, cliTransfer, pipeTransfer } = rig;
+  try {
     // Best of RUNS per span; the three kinds take turns, so a disturbance hits them alike.
     const bestOf = { plain: [0, 0, 0], direct: [0, 0, 0], relay: [0, 0, 0] };
     const keep = (key: keyof typeof bestOf, s: Spans) => {
@@ -331,9 +371,6 @@ export async function sharingBench(h: SharingBenchHelpers): Promise<void> {
       console.log(`  ${note}`);
     }
   } finally {
-    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
-    await Promise.all([...procs].map((p) => p.done));
-    for (const c of started.reverse()) await h.stopChild(c);
-    rmSync(base, { recursive: true, force: true });
+    await rig.close();
   }
 }
