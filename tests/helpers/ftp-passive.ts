@@ -24,12 +24,48 @@ export function portClosed(port: number, localAddress = '127.0.0.250'): Promise<
   });
 }
 
-/** Everything a data connection sends until it ends. */
-export function readAll(socket: Socket): Promise<Buffer> {
+/**
+ * Everything a data connection sends until it ends; fails when it stays silent for `idleMs` or
+ * closes without an end, rather than waiting for ever.
+ *
+ * It may be called after the end came: a socket nobody reads yet keeps what arrives, but an end
+ * with nothing before it (an empty listing, a zero-byte file) is emitted at once, listened to or
+ * not, and then the socket closes. A client reads the control reply (150) first and the data
+ * connection after, and on a busy machine the empty data connection's end is often handled first:
+ * waiting for an `end` that already went by hung the test for ever.
+ */
+export function readAll(socket: Socket, idleMs = 20_000): Promise<Buffer> {
+  // Ended already: nothing was read before (no one listened), so nothing was sent.
+  if (socket.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  if (socket.destroyed) return Promise.reject(socket.errored ?? new Error('the data connection closed before it ended'));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.once('end', () => resolve(Buffer.concat(chunks)));
-    socket.once('error', reject);
+    let bytes = 0;
+    let timer: NodeJS.Timeout;
+    const quiet = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the data connection neither sent nor ended for ${idleMs} ms (${bytes} bytes so far)`));
+      }, idleMs);
+    };
+    quiet();
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      bytes += d.length;
+      quiet();
+    });
+    socket.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (!socket.readableEnded) reject(new Error('the data connection closed without an end'));
+    });
   });
 }
