@@ -409,6 +409,55 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     await context.close();
   });
 
+  it('phone: an upload cut off by a lost network resumes by itself, from where the server stands', async () => {
+    const { context, page, errors } = await openPage(browser, PHONE);
+    // The requests the lost network fails are logged by the browser itself.
+    errors.allow(/ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|ERR_CONNECTION|Failed to fetch/);
+    // Resuming while the server still keeps what the dead request brought (its checkpoint holds the
+    // upload a moment) gets tus's 423 (busy) or 409 (offset moved on): the client asks again (HEAD)
+    // and goes on, but the browser logs those answers as failed resources.
+    errors.allow(/status of (409|423) \((Conflict|Locked)\)$/);
+    await loginIn(page, 'admin', ADMIN_PASSWORD);
+    await page.goto(`${base}/upload`);
+    await page.getByRole('heading', { name: 'Upload' }).waitFor();
+    const cdp = await context.newCDPSession(page);
+    const net = (offline: boolean) => cdp.send('Network.emulateNetworkConditions', { offline, latency: 0, downloadThroughput: -1, uploadThroughput: 1024 * 1024 });
+    await net(false);
+    const bytes = randomBytes(8 * 1024 * 1024 + 11);
+    const path = join(files.path, 'wifi-drop.bin');
+    writeFileSync(path, bytes);
+    const logsFrom = server.logs.length;
+    await page.locator('#pick-files').setInputFiles(path);
+    const row = page.locator('.upload-row[data-name="wifi-drop.bin"]');
+    await until('a quarter of the file up', async () => Number(await row.locator('progress').getAttribute('value')) >= 25, 20_000);
+
+    // The network goes (Wi-Fi off: the browser is offline and its connections are dead, here cut
+    // by the kernel on the phone's side): the page says it waits, and keeps what it has.
+    await net(true);
+    runIn(lan.prefix(1), ['ss', '-K', 'dst', lan.hosts[0]!.ip, 'dport', '=', '8080']);
+    await row.getByText(/No network|Connection lost/).waitFor({ timeout: 30_000 });
+    await view(page, 'upload-offline-phone');
+    const shown = Number(await row.locator('progress').getAttribute('value'));
+    assert.ok(shown < 100, `while offline the bar shows what the server confirmed, not what the browser handed over (${shown}%)`);
+    assert.equal(await row.locator('.upload-row.s-failed, .error').count(), 0, 'not failed');
+    // Back: it continues from the server's offset (HEAD), without anyone pressing anything.
+    await net(false);
+    await row.getByText(/resumed at [\d.]+ [KM]B/).waitFor({ timeout: 30_000 });
+    await until('the upload done', async () => (await row.getAttribute('class'))?.includes('s-done') ?? false, 60_000);
+    const uploads = server.logs.slice(logsFrom).filter((l) => ((l.req as { url?: string } | undefined)?.url ?? '').startsWith('/api/v1/uploads'));
+    const methods = uploads.map((l) => (l.req as { method?: string }).method);
+    assert.equal(methods.filter((m) => m === 'POST').length, 1, 'one upload created, not a second one');
+    assert.ok(methods.includes('HEAD'), 'the offset was asked');
+    const item = (api('GET', '/library?q=wifi').json().items as { id: string }[])[0]!;
+    assert.equal(sha(Buffer.from(curl([`${base}/api/v1/library/${item.id}/content`]))), sha(bytes));
+    const staging = join(data.path, 'blobs', 'staging');
+    const staged = (() => { try { return readdirSync(staging, { recursive: true }).filter((f) => statSync(join(staging, String(f))).isFile()); } catch { return []; } })();
+    assert.deepEqual(staged, [], 'nothing staged left');
+    await net(false);
+    assert.deepEqual(errors.take(), []);
+    await context.close();
+  });
+
   it('admin: creates a user, changes a role, deletes one; the user changes their password and their other session ends', async () => {
     const { context, page, errors } = await openPage(browser, DESKTOP);
     await loginIn(page, 'admin', ADMIN_PASSWORD);

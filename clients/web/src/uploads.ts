@@ -236,6 +236,9 @@ async function send(tus: Tus, u: Upload, run: Running, finish: (change: Partial<
   let lastLoaded = -1;
   let speed = 0;
   let lastPaint = 0;
+  // What the server said it holds (creation, PATCH and HEAD answers): the browser's own progress
+  // counts bytes handed to the network, which a lost connection may never have delivered.
+  let confirmed = 0;
   const options: UploadOptions = {
     endpoint: `${API}/uploads`,
     metadata,
@@ -248,14 +251,14 @@ async function send(tus: Tus, u: Upload, run: Running, finish: (change: Partial<
     // equal files in different folders, or with other tags, are different uploads).
     fingerprint: (file: File, o: UploadOptions) =>
       Promise.resolve(['nondivy', o.endpoint, file.name, file.size, file.lastModified, file.type, u.path, JSON.stringify(metadata)].join('|')),
-    onShouldRetry: (err) => passing(statusOf(err)),
+    // Offline, retrying is pointless: wait for the `online` event instead (and say so at once).
+    onShouldRetry: (err) => passing(statusOf(err)) && navigator.onLine !== false,
     // A HEAD is asked only to resume: it says where the server stands.
     onAfterResponse: (req, res) => {
       run.lastActivity = Date.now();
-      if (req.getMethod() === 'HEAD' && res.getStatus() === 200) {
-        const offset = Number(res.getHeader('upload-offset'));
-        if (Number.isSafeInteger(offset)) patch(u.key, { resumedAt: offset, loaded: Math.min(offset, u.file.size) });
-      }
+      const offset = Number(res.getHeader('upload-offset') ?? NaN);
+      if (res.getStatus() < 300 && Number.isSafeInteger(offset)) confirmed = Math.min(offset, u.file.size);
+      if (req.getMethod() === 'HEAD' && res.getStatus() === 200 && Number.isSafeInteger(offset)) patch(u.key, { resumedAt: offset, loaded: confirmed });
     },
     onUploadUrlAvailable: () => {
       if (upload.url) urlsInUse.add(upload.url);
@@ -317,7 +320,7 @@ async function send(tus: Tus, u: Upload, run: Running, finish: (change: Partial<
   };
   const scheduleResume = (note: string) => {
     if (run.cancelled) return;
-    patch(u.key, { note, speed: 0 });
+    patch(u.key, { note, speed: 0, loaded: confirmed });
     speed = 0;
     run.onOnline = resume;
     addEventListener('online', resume);

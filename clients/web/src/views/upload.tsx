@@ -129,7 +129,8 @@ function UploadRow({ u }: { u: Upload }) {
       status = 'Waiting';
       break;
     case 'uploading':
-      if (u.note) status = `${pct}% · ${u.note}`;
+      // Interrupted, the bar shows what the server confirmed (unknown until it is asked again).
+      if (u.note) status = u.loaded > 0 ? `${pct}% · ${u.note}` : u.note;
       else {
         status = `${pct}%` + (u.speed > 0 ? ` · ${bytes(u.speed)}/s · ${Number.isFinite(left) ? `${duration(left)} left` : ''}` : '');
         // Said once it had to resume: from where the server stood, not from zero.
