@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, call, contentUrl, Facets, FolderList, isAbort, Item, ItemList } from '../api.js';
 import { bytes, day, folderLabel, KIND_LABELS, KIND_SINGULAR } from '../format.js';
 import { Icon } from '../icons.js';
@@ -112,7 +112,9 @@ export function LibraryView({ query }: { query: URLSearchParams }) {
     if (document.activeElement?.id !== 'search') setText(filters.q);
   }, [filters.q]);
 
-  useEffect(() => {
+  // The list's request leaves in the same task as the key press's render (a layout effect), not a
+  // frame later as effects do: search as you type waits for the server only.
+  useLayoutEffect(() => {
     const ctrl = new AbortController();
     moreCtrl.current?.abort();
     setLoading(true);
