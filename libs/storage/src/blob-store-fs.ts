@@ -181,6 +181,22 @@ class FsStagingWriter implements StagingWriter {
     return [];
   }
 
+  async readBack(end: number, sink: (chunk: Buffer) => Promise<void>): Promise<void> {
+    if (this.closed) throw new Error('read after close');
+    if (end > this.position || this.pendingBytes > 0 || this.inflight) throw new Error('readBack reads durable bytes before the first write only');
+    const buffer = Buffer.allocUnsafeSlow(Math.min(READ_CHUNK_BYTES, Math.max(1, end)));
+    try {
+      for (let at = 0; at < end; ) {
+        const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, end - at), at);
+        if (bytesRead === 0) throw notFound('The staged bytes of this upload are incomplete');
+        await sink(buffer.subarray(0, bytesRead));
+        at += bytesRead;
+      }
+    } catch (err) {
+      throw fsError(err);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -83,6 +83,13 @@ export interface StagingWriter {
   sync(final?: boolean): Promise<string[]>;
   /** Releases the writer (file handle, buffers); unsynced bytes are dropped. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional (fs): reads the staged bytes before `end` (at most the durable offset the writer was
+   * opened at) back in order, each chunk given to `sink` and reused once its promise resolves. Only
+   * before the first `write`. What lets a resumable upload hash with a hash whose state cannot be
+   * saved, and hash the staged bytes again when it continues.
+   */
+  readBack?(end: number, sink: (chunk: Buffer) => Promise<void>): Promise<void>;
 }
 
 /**

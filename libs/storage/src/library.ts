@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { publicItem, type Item, type ItemKind, type ItemPatch, type StoredItem } from '@nondivy/contracts';
 import { AppError, badInput, conflict, forbidden, notFound, tooLarge } from '@nondivy/errors';
@@ -6,6 +6,8 @@ import type { Logger } from '@nondivy/log';
 import { canOpenFiles, type BlobStore, type ByteRange } from './blob-store.js';
 import { guessKind, resolveContentType } from './content-types.js';
 import { requireAcceptedFolder, safeFilename, titleFromFilename } from './filenames.js';
+import { openUploadHash } from './hash.js';
+import type { ResumableHash } from './resumable-hash.js';
 import { EmptyBody, FileBody, StreamBody, type ItemBody } from './item-body.js';
 
 /** Who is acting: front doors resolve their login into this. `null` is an anonymous guest. */
@@ -162,21 +164,27 @@ export class Library {
       this.log.info({ leaseId, reason: reason instanceof Error ? reason.message : String(reason) }, 'upload abandoned');
     };
 
-    const hash = createHash('sha256');
     let size = 0;
+    let sha256: string;
+    let hash: ResumableHash | null = null;
     try {
+      // Hashed beside this thread (see hash.ts): the digest is ready by the time the blob is durable.
+      hash = await openUploadHash(this.log);
       for await (const chunk of source as AsyncIterable<Buffer>) {
         size += chunk.length;
         if (size > maxBytes) throw tooLarge(`The file is larger than the limit of ${maxBytes} bytes`);
-        hash.update(chunk);
+        await hash.update(chunk);
         await writer.write(chunk);
       }
+      const digest = hash.digest();
+      digest.catch(() => undefined);
       await writer.finish();
+      sha256 = await digest;
     } catch (err) {
+      hash?.close();
       await abandon(err);
       throw err;
     }
-    const sha256 = hash.digest('hex');
 
     let settled = false;
     const staged: StagedUpload = {

@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -46,13 +47,40 @@ class InlineHash implements ResumableHash {
   close(): void {}
 }
 
-/** The hash thread's code (CommonJS, evaluated): one hash-wasm hasher per session, in message order. */
+/**
+ * Node's own SHA-256 on the caller's thread: several times faster than hash-wasm's, but its state
+ * cannot be saved. For whole uploads (`Library.stage`), when no hash thread can start.
+ */
+class InlinePlainHash implements ResumableHash {
+  private readonly hash: Hash = createHash('sha256');
+
+  async update(chunk: Buffer): Promise<void> {
+    this.hash.update(chunk);
+  }
+
+  async save(): Promise<Uint8Array> {
+    throw new Error('a plain SHA-256 cannot be saved');
+  }
+
+  async digest(): Promise<string> {
+    return this.hash.digest('hex');
+  }
+
+  close(): void {}
+}
+
+/**
+ * The hash thread's code (CommonJS, evaluated): one hasher per session, in message order — hash-wasm's
+ * (whose state can be saved) or, for a `plain` session, Node's own.
+ */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createSHA256 } = require(workerData.hashWasm);
 const hashers = new Map();
 const handle = async (m) => {
-  if (m.op === 'open') {
+  if (m.op === 'open' && m.plain) {
+    hashers.set(m.id, require('node:crypto').createHash('sha256'));
+  } else if (m.op === 'open') {
     const h = await createSHA256();
     if (m.state) h.load(m.state); else h.init();
     hashers.set(m.id, h);
@@ -94,17 +122,19 @@ class HashThread {
   private readonly replies = new Map<number, Reply>();
   private readonly sessions = new Map<number, ThreadHash>();
   private seq = 0;
+  private starting = true;
   dead: Error | null = null;
 
   constructor(hashWasm: string, private readonly onDeath: (thread: HashThread, err: Error) => void) {
     // A small heap: the thread holds a few hashers; the bytes come and go in transferred buffers.
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm }, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } });
-    this.worker.unref();
     this.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the hash thread did not start')), STARTUP_MS);
       timer.unref();
       this.worker.once('message', () => {
         clearTimeout(timer);
+        this.starting = false;
+        this.refresh();
         resolve();
       });
       this.worker.once('exit', () => {
@@ -133,11 +163,24 @@ class HashThread {
     };
     this.worker.on('error', die);
     this.worker.on('exit', (code) => die(new Error(`the hash thread exited (${code})`)));
+    this.refresh();
+  }
+
+  /**
+   * Keeps the process alive while the thread has work (starting, a session open, a reply awaited),
+   * and only then: an idle hash thread never holds a process that is done. After the listeners,
+   * since adding a 'message' listener refs the thread's port again.
+   */
+  private refresh(): void {
+    if (this.dead) return;
+    if (this.starting || this.sessions.size > 0 || this.replies.size > 0) this.worker.ref();
+    else this.worker.unref();
   }
 
   private take(seq: number): Reply | undefined {
     const reply = this.replies.get(seq);
     this.replies.delete(seq);
+    this.refresh();
     return reply;
   }
 
@@ -147,10 +190,12 @@ class HashThread {
 
   attach(session: ThreadHash, id: number): void {
     this.sessions.set(id, session);
+    this.refresh();
   }
 
   detach(id: number): void {
     this.sessions.delete(id);
+    this.refresh();
   }
 
   post(message: Record<string, unknown>, transfer?: ArrayBuffer[]): void {
@@ -163,6 +208,7 @@ class HashThread {
     const seq = ++this.seq;
     return new Promise<T>((resolve, reject) => {
       this.replies.set(seq, { resolve: resolve as (v: unknown) => void, reject });
+      this.refresh();
       this.worker.postMessage({ ...message, seq });
     });
   }
@@ -186,9 +232,9 @@ class ThreadHash implements ResumableHash {
   private failure: Error | null = null;
   private closed = false;
 
-  constructor(private readonly thread: HashThread, state: Uint8Array | null) {
+  constructor(private readonly thread: HashThread, state: Uint8Array | null, plain = false) {
     thread.attach(this, this.id);
-    thread.post({ op: 'open', id: this.id, state });
+    thread.post({ op: 'open', id: this.id, state, plain });
   }
 
   acked(bytes: number, data?: ArrayBuffer): void {
@@ -331,6 +377,16 @@ export class ResumableHashes {
     const thread = await this.thread();
     if (!thread) return InlineHash.open(state);
     return new ThreadHash(thread, state);
+  }
+
+  /**
+   * A plain SHA-256 (Node's own, on a hash thread; `save` fails): for an upload hashed whole in one
+   * go, so that hashing runs beside the thread that receives and writes the bytes.
+   */
+  async openPlain(): Promise<ResumableHash> {
+    const thread = await this.thread();
+    if (!thread) return new InlinePlainHash();
+    return new ThreadHash(thread, null, true);
   }
 
   /** Stops the hash threads (at shutdown). */

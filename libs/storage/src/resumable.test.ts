@@ -13,7 +13,7 @@ import { createLogger } from '@nondivy/log';
 import { FsBlobStore } from './blob-store-fs.js';
 import { Library, type Actor } from './library.js';
 import { ResumableHashes } from './resumable-hash.js';
-import { ResumableUploads, UploadLockedError, type ReceiveFrom, type ResumableCheckpoint, type ResumableRecord, type ResumableResult, type ResumableUploadStore } from './resumable.js';
+import { REHASH_STATE, ResumableUploads, UploadLockedError, type ReceiveFrom, type ResumableCheckpoint, type ResumableRecord, type ResumableResult, type ResumableUploadStore } from './resumable.js';
 import { MemoryLibraryState } from './testing/memory-state.js';
 
 const log = createLogger('resumable-test', 'silent');
@@ -135,6 +135,29 @@ describe('ResumableUploads (fs)', () => {
     assert.equal(item.sha256, sha256(data));
     assert.equal(item.uploadedBy, 'alice');
     assert.deepEqual(await readdir(join(root, 'staging')), []);
+  });
+
+  it('hashes a new upload with a plain hash (REHASH_STATE at its checkpoints); a continuation hashes the staged bytes again once, then saves states', async () => {
+    const data = randomBytes(6000);
+    const { id } = await create(data.length);
+    await assert.rejects(uploads.append(id, alice, 0, body([data.subarray(0, 2500)], true)), (err: AppError) => err.kind === 'bad_input');
+    assert.equal(store.records.get(id)!.hashState, REHASH_STATE);
+    // The continuation reads the 2500 staged bytes back into a hash whose state can be saved, and
+    // records it before its first byte; its own checkpoints then save the state.
+    await assert.rejects(uploads.append(id, alice, 2500, body([data.subarray(2500, 3700)], true)), (err: AppError) => err.kind === 'bad_input' && /continues from 3700/.test(err.message));
+    const state = store.records.get(id)!.hashState;
+    assert.notEqual(state, REHASH_STATE);
+    assert.ok(Buffer.from(state, 'base64').length > 32, 'a saved hash-wasm state');
+    const done = await uploads.append(id, alice, 3700, body([data.subarray(3700)]));
+    assert.equal((await library.get(done.finished!.itemId)).sha256, sha256(data));
+    // A state recorded for nothing but the staged bytes (the continuation ended before its first byte) is kept too.
+    const other = randomBytes(2000);
+    const second = await create(other.length);
+    await assert.rejects(uploads.append(second.id, alice, 0, body([other.subarray(0, 1500)], true)), (err: AppError) => err.kind === 'bad_input');
+    await assert.rejects(uploads.append(second.id, alice, 1500, body([], true)), (err: AppError) => err.kind === 'bad_input');
+    assert.notEqual(store.records.get(second.id)!.hashState, REHASH_STATE);
+    const end = await uploads.append(second.id, alice, 1500, body([other.subarray(1500)]));
+    assert.equal((await library.get(end.finished!.itemId)).sha256, sha256(other));
   });
 
   it('keeps what arrived before a client went away, and refuses an offset that is not the durable one (409)', async () => {

@@ -134,6 +134,14 @@ class OverflowError extends Error {}
 const IDLE_YIELD_MS = 2000;
 
 /**
+ * The `hashState` of an upload whose bytes so far went through a hash whose state cannot be saved
+ * (Node's own SHA-256, see `write`): the request that continues it hashes its staged bytes again from
+ * the start. Not base64 of a state of the right length, so a process that does not know it fails to
+ * load it rather than continuing a wrong hash.
+ */
+export const REHASH_STATE = 'rehash-from-0';
+
+/**
  * Resumable uploads (the tus protocol's core, in protocol-free terms): an upload of a known length
  * is created, its bytes arrive over any number of requests, each continuing at the durable offset,
  * from any gateway process, and the item is committed through the Library (same events, dedupe and
@@ -141,7 +149,10 @@ const IDLE_YIELD_MS = 2000;
  *
  * Bytes go to the blob store's staging area (fs: one file; s3: multipart parts) and through a
  * SHA-256 whose state (hash-wasm's `save`) is recorded in Redis with the offset at every durable
- * checkpoint, so no byte is read twice, even after a restart. A request holds the upload's write lock
+ * checkpoint, so no byte is read twice, even after a restart — except on fs, where a request that
+ * starts an upload hashes with Node's own SHA-256 (cheaper, but its state cannot be saved) and the
+ * staged bytes are read and hashed again only if the upload has to be continued (see `write`). A
+ * request holds the upload's write lock
  * (SET NX PX, renewed while it runs); a second request gets `UploadLockedError`, and a holder whose
  * client went quiet yields to it within seconds. Memory per request: one s3 part, or the fs writer's
  * small buffers.
@@ -325,9 +336,18 @@ export class ResumableUploads {
     const { id, length } = record;
     const deferred = record.lengthDeferred === true;
     const writer = await this.openWriter(record);
+    // A request that starts an upload whose staged bytes can be read back (fs) hashes with Node's own
+    // SHA-256, about five times cheaper than hash-wasm's but with a state that cannot be saved: its
+    // checkpoints record REHASH_STATE, and a request that continues the upload after an interruption
+    // hashes the staged bytes again (with hash-wasm's, saved from then on at every checkpoint). An
+    // upload that arrives in one request, the common case, is hashed once at the cheaper cost.
+    const plain = record.offset === 0 && !record.hashState && typeof writer.readBack === 'function';
+    const rehash = record.hashState === REHASH_STATE;
     let hasher: ResumableHash;
     try {
-      hasher = await this.hashes.open(record.hashState ? Buffer.from(record.hashState, 'base64') : null);
+      if (rehash && !writer.readBack) throw new Error('this upload\'s staged bytes cannot be read back to hash them again');
+      if (plain) hasher = await this.hashes.openPlain();
+      else hasher = await this.hashes.open(record.hashState && !rehash ? Buffer.from(record.hashState, 'base64') : null);
     } catch (err) {
       await writer.close();
       throw err;
@@ -363,7 +383,8 @@ export class ResumableUploads {
       pieces.push(...added);
       const next = Date.now() + this.expiryMs;
       const counted = deferred ? { owner: record.owner, maxBytes: this.maxUnfinishedBytes } : undefined;
-      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState: Buffer.from(await hasher.save()).toString('base64'), token: writer.token, pieces: added, expiresAt: next, counted });
+      const hashState = plain ? REHASH_STATE : Buffer.from(await hasher.save()).toString('base64');
+      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState, token: writer.token, pieces: added, expiresAt: next, counted });
       if (ok === 'bytes') {
         throw tooLarge(`Your unfinished uploads would hold more than ${this.maxUnfinishedBytes} bytes, the most allowed: finish or delete some first; this one stays at ${durable} bytes`);
       }
@@ -384,6 +405,23 @@ export class ResumableUploads {
           throw conflict('This upload changed or ended meanwhile');
         }
         token = writer.token;
+      }
+      if (rehash) {
+        // The staged bytes were hashed with a state that could not be saved: hash them again, then
+        // record the state so that this work is not lost if the request ends before its first byte.
+        await writer.readBack!(durable, (chunk) => {
+          if (stopped) throw stopped;
+          lastByteAt = Date.now(); // busy, not quiet: a request that wants the lock waits
+          return hasher.update(chunk);
+        });
+        const next = Date.now() + this.expiryMs;
+        const hashState = Buffer.from(await hasher.save()).toString('base64');
+        if (!(await this.store.checkpoint(id, { from: durable, offset: durable, hashState, token: writer.token, pieces: [], expiresAt: next }))) {
+          throw conflict('This upload changed or ended meanwhile');
+        }
+        expiresAt = next;
+        lastByteAt = Date.now();
+        this.log.info({ upload: id, offset: durable }, 'resumable upload: staged bytes hashed again');
       }
       // Read errors (a client that went away, or was cut off) end the body and keep what came;
       // write errors (the store) fail the request.
