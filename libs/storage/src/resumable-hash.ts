@@ -78,19 +78,23 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { createSHA256 } = require(workerData.hashWasm);
 const hashers = new Map();
 const handle = async (m) => {
-  if (m.op === 'open' && m.plain) {
-    hashers.set(m.id, require('node:crypto').createHash('sha256'));
-  } else if (m.op === 'open') {
-    const h = await createSHA256();
-    if (m.state) h.load(m.state); else h.init();
-    hashers.set(m.id, h);
+  if (m.op === 'open') {
+    let h;
+    if (m.plain) h = require('node:crypto').createHash('sha256');
+    else {
+      h = await createSHA256();
+      if (m.state) h.load(m.state); else h.init();
+    }
+    hashers.set(m.id, { h, slots: new Uint8Array(m.slots) });
   } else if (m.op === 'update') {
-    hashers.get(m.id).update(new Uint8Array(m.data, 0, m.length));
-    parentPort.postMessage({ op: 'ack', id: m.id, bytes: m.length, data: m.data }, [m.data]);
+    const s = hashers.get(m.id);
+    const at = m.slot * workerData.batchBytes;
+    s.h.update(s.slots.subarray(at, at + m.length));
+    parentPort.postMessage({ op: 'ack', id: m.id, slot: m.slot });
   } else if (m.op === 'save') {
-    parentPort.postMessage({ op: 'reply', seq: m.seq, value: hashers.get(m.id).save() });
+    parentPort.postMessage({ op: 'reply', seq: m.seq, value: hashers.get(m.id).h.save() });
   } else if (m.op === 'digest') {
-    const value = hashers.get(m.id).digest('hex');
+    const value = hashers.get(m.id).h.digest('hex');
     hashers.delete(m.id);
     parentPort.postMessage({ op: 'reply', seq: m.seq, value });
   } else if (m.op === 'close') {
@@ -105,8 +109,11 @@ parentPort.on('message', (m) => {
 
 /** Bytes gathered before one message to the thread: few messages, one copy per byte. */
 const BATCH_BYTES = 512 * 1024;
-/** Bytes a session may have on their way to the thread; past it, `update` waits. */
-const MAX_INFLIGHT_BYTES = 2 * 1024 * 1024;
+/**
+ * Batches of a session, in one SharedArrayBuffer: one filling while the others are on their way to
+ * the thread; with none free, `update` waits.
+ */
+const SLOTS = 4;
 /** A thread that has not loaded hash-wasm in this time is given up (the hashing stays inline). */
 const STARTUP_MS = 10_000;
 
@@ -127,7 +134,7 @@ class HashThread {
 
   constructor(hashWasm: string, private readonly onDeath: (thread: HashThread, err: Error) => void) {
     // A small heap: the thread holds a few hashers; the bytes come and go in transferred buffers.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm }, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm, batchBytes: BATCH_BYTES }, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } });
     this.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the hash thread did not start')), STARTUP_MS);
       timer.unref();
@@ -143,8 +150,8 @@ class HashThread {
       });
     });
     this.ready.catch(() => undefined);
-    this.worker.on('message', (m: { op: string; id?: number; seq?: number; bytes?: number; data?: ArrayBuffer; value?: unknown; message?: string }) => {
-      if (m.op === 'ack') this.sessions.get(m.id!)?.acked(m.bytes!, m.data);
+    this.worker.on('message', (m: { op: string; id?: number; seq?: number; slot?: number; value?: unknown; message?: string }) => {
+      if (m.op === 'ack') this.sessions.get(m.id!)?.acked(m.slot!);
       else if (m.op === 'reply') this.take(m.seq!)?.resolve(m.value);
       else if (m.op === 'failed') {
         const err = new Error(`hashing failed: ${m.message}`);
@@ -217,30 +224,33 @@ class HashThread {
 let sessionIds = 0;
 
 /**
- * A hash computed on a hash thread: bytes are copied into 512 KiB batches that are handed over and back
- * (moved, not copied again, and reused), at most 2 MiB on their way at once, so the request's thread
- * only copies.
+ * A hash computed on a hash thread: bytes are copied into 512 KiB batches of memory shared with the
+ * thread (one SharedArrayBuffer per session, allocated once), and only the batch's number goes over
+ * in a message, so the request's thread only copies. (Transferring buffers back and forth instead
+ * made a new ArrayBuffer object on each side at every crossing.)
  */
 class ThreadHash implements ResumableHash {
   private readonly id = ++sessionIds;
-  private batch: Buffer | null = null;
-  /** Batches the thread has handed back, for reuse: no allocation per megabyte. */
-  private readonly free: Buffer[] = [];
+  private readonly slots: Buffer[];
+  /** The batch filling, and the numbers of the batches free to fill (the thread has hashed them). */
+  private slot = -1;
+  private readonly free: number[] = [];
   private filled = 0;
-  private inflight = 0;
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
   private closed = false;
 
   constructor(private readonly thread: HashThread, state: Uint8Array | null, plain = false) {
+    const shared = new SharedArrayBuffer(SLOTS * BATCH_BYTES);
+    this.slots = Array.from({ length: SLOTS }, (_, i) => Buffer.from(shared, i * BATCH_BYTES, BATCH_BYTES));
+    for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);
     thread.attach(this, this.id);
-    thread.post({ op: 'open', id: this.id, state, plain });
+    thread.post({ op: 'open', id: this.id, state, plain, slots: shared });
   }
 
-  acked(bytes: number, data?: ArrayBuffer): void {
-    if (data && data.byteLength === BATCH_BYTES && !this.closed && this.free.length < MAX_INFLIGHT_BYTES / BATCH_BYTES + 1) this.free.push(Buffer.from(data));
-    this.inflight -= bytes;
-    if (this.inflight <= MAX_INFLIGHT_BYTES) this.wake();
+  acked(slot: number): void {
+    this.free.push(slot);
+    this.wake();
   }
 
   fail(err: Error): void {
@@ -260,11 +270,9 @@ class ThreadHash implements ResumableHash {
   }
 
   private send(): void {
-    if (!this.batch || this.filled === 0) return;
-    const data = this.batch.buffer as ArrayBuffer;
-    this.thread.post({ op: 'update', id: this.id, data, length: this.filled }, [data]);
-    this.inflight += this.filled;
-    this.batch = null;
+    if (this.slot < 0 || this.filled === 0) return;
+    this.thread.post({ op: 'update', id: this.id, slot: this.slot, length: this.filled });
+    this.slot = -1;
     this.filled = 0;
   }
 
@@ -272,15 +280,15 @@ class ThreadHash implements ResumableHash {
     this.check();
     let offset = 0;
     while (offset < chunk.length) {
-      this.batch ??= this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
-      const n = chunk.copy(this.batch, this.filled, offset);
+      if (this.slot < 0) {
+        while (this.free.length === 0 && !this.failure) await new Promise<void>((resolve) => (this.waiter = resolve));
+        this.check();
+        this.slot = this.free.pop()!;
+      }
+      const n = chunk.copy(this.slots[this.slot]!, this.filled, offset);
       this.filled += n;
       offset += n;
-      if (this.filled === BATCH_BYTES) {
-        this.send();
-        while (this.inflight > MAX_INFLIGHT_BYTES && !this.failure) await new Promise<void>((resolve) => (this.waiter = resolve));
-        this.check();
-      }
+      if (this.filled === BATCH_BYTES) this.send();
     }
   }
 
@@ -310,8 +318,6 @@ class ThreadHash implements ResumableHash {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.batch = null;
-    this.free.length = 0;
     this.thread.detach(this.id);
     if (!this.thread.dead) this.thread.post({ op: 'close', id: this.id });
   }

@@ -4,7 +4,8 @@ import { AppError, badInput, conflict, notFound, tooLarge } from '@nondivy/error
 import type { Logger } from '@nondivy/log';
 import type { BlobStore, StagingState, StagingWriter } from './blob-store.js';
 import type { Actor, Library, NewItemInput } from './library.js';
-import { ResumableHashes, type ResumableHash } from './resumable-hash.js';
+import { processHashes } from './hash.js';
+import type { ResumableHash, ResumableHashes } from './resumable-hash.js';
 
 /** What a finished resumable upload became (see `StoredUpload` in libs/contracts). */
 export type ResumableResult = UploadResult;
@@ -101,7 +102,7 @@ export interface ResumableOptions {
   lockMs?: number;
   /** fs: bytes between two checkpoints within one request (s3 checkpoints at every part). */
   checkpointBytes?: number;
-  /** Where hashes are computed (default: hash threads of this process, see `ResumableHashes`). */
+  /** Where hashes are computed (default: the process's shared hash threads, see hash.ts; closed by `close` when given). */
   hashes?: ResumableHashes;
 }
 
@@ -169,6 +170,8 @@ export class ResumableUploads {
   private readonly lockMs: number;
   private readonly checkpointBytes: number;
   private readonly hashes: ResumableHashes;
+  /** Hashes given in the options are closed by `close`; the process's shared ones are not. */
+  private readonly ownHashes: boolean;
   /** Requests writing now, stopped (checkpointed, lock released) when the process shuts down. */
   private readonly active = new Map<(reason: AppError) => void, Promise<void>>();
 
@@ -183,7 +186,8 @@ export class ResumableUploads {
     this.finishedKeepMs = options.finishedKeepMs ?? Math.min(options.expiryMs, 3600_000);
     this.lockMs = options.lockMs ?? 8000;
     this.checkpointBytes = options.checkpointBytes ?? 16 * 1024 * 1024;
-    this.hashes = options.hashes ?? new ResumableHashes(options.log);
+    this.ownHashes = options.hashes !== undefined;
+    this.hashes = options.hashes ?? processHashes(options.log);
   }
 
   get maxUploadBytes(): number {
@@ -681,9 +685,9 @@ export class ResumableUploads {
     return () => clearInterval(timer);
   }
 
-  /** Stops the hash threads (after the requests have ended). */
-  close(): Promise<void> {
-    return this.hashes.close();
+  /** Stops the hash threads given in the options (after the requests have ended); the shared ones stop being referenced when idle. */
+  async close(): Promise<void> {
+    if (this.ownHashes) await this.hashes.close();
   }
 
   /** Stops every request writing now and waits until each has checkpointed what it has and released its lock: at shutdown. */
