@@ -133,7 +133,7 @@ class HashThread {
   dead: Error | null = null;
 
   constructor(hashWasm: string, private readonly onDeath: (thread: HashThread, err: Error) => void) {
-    // A small heap: the thread holds a few hashers; the bytes come and go in transferred buffers.
+    // A small heap: the thread holds a few hashers; the bytes come in batches of memory shared with it.
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm, batchBytes: BATCH_BYTES }, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } });
     this.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the hash thread did not start')), STARTUP_MS);

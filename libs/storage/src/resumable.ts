@@ -153,9 +153,8 @@ export const REHASH_STATE = 'rehash-from-0';
  * checkpoint, so no byte is read twice, even after a restart — except on fs, where a request that
  * starts an upload hashes with Node's own SHA-256 (cheaper, but its state cannot be saved) and the
  * staged bytes are read and hashed again only if the upload has to be continued (see `write`). A
- * request holds the upload's write lock
- * (SET NX PX, renewed while it runs); a second request gets `UploadLockedError`, and a holder whose
- * client went quiet yields to it within seconds. Memory per request: one s3 part, or the fs writer's
+ * request holds the upload's write lock (SET NX PX, renewed while it runs); a second request gets
+ * `UploadLockedError`, and a holder whose client went quiet yields to it within seconds. Memory per request: one s3 part, or the fs writer's
  * small buffers.
  */
 export class ResumableUploads {
