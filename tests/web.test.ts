@@ -442,8 +442,17 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     assert.equal(await row.locator('.upload-row.s-failed, .error').count(), 0, 'not failed');
     // Back: it continues from the server's offset (HEAD), without anyone pressing anything.
     await net(false);
-    await row.getByText(/resumed at [\d.]+ [KM]B/).waitFor({ timeout: 30_000 });
-    await until('the upload done', async () => (await row.getAttribute('class'))?.includes('s-done') ?? false, 60_000);
+    const statuses: string[] = [];
+    let resumedShown = false;
+    for (const end = Date.now() + 120_000; !((await row.getAttribute('class')) ?? '').includes('s-done'); ) {
+      const status = ((await row.locator('.upload-status').textContent().catch(() => '')) ?? '').trim();
+      if (status && statuses.at(-1) !== status) statuses.push(status);
+      if (statuses.length > 12) statuses.splice(1, 1);
+      if (/resumed at [\d.]+ [KM]B/.test(status)) resumedShown = true;
+      assert.ok(Date.now() < end, `the upload done within 2 minutes of the network's return (seen: ${statuses.join(' | ')})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(resumedShown, `"resumed at" shown (seen: ${statuses.join(' | ')})`);
     const uploads = server.logs.slice(logsFrom).filter((l) => ((l.req as { url?: string } | undefined)?.url ?? '').startsWith('/api/v1/uploads'));
     const methods = uploads.map((l) => (l.req as { method?: string }).method);
     assert.equal(methods.filter((m) => m === 'POST').length, 1, 'one upload created, not a second one');
@@ -569,5 +578,61 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     await view(phone.page, 'item-dark-phone');
     assert.deepEqual(phone.errors.take(), []);
     await phone.context.close();
+  });
+
+  it('at 360 px: no view scrolls sideways, every control is a 44 px touch target, motion stops when asked, the keyboard reaches the search', async () => {
+    const narrow = await openPage(browser, { ...PHONE, viewport: { width: 360, height: 740 }, reducedMotion: 'reduce' });
+    const page = narrow.page;
+    await loginIn(page, 'admin', ADMIN_PASSWORD);
+    // Controls people tap: buttons, fields, the menu and chips (links inside running text are exempt, as WCAG's target size rule says).
+    const measure = `(() => {
+      const small = [];
+      for (const el of document.querySelectorAll('button, input:not([type=hidden]), select, textarea, summary, nav a, a.chip, a.button')) {
+        // A check box inside its label is tapped through the label.
+        const target = el.matches('input[type=checkbox], input[type=radio]') && el.closest('label') ? el.closest('label') : el;
+        const r = target.getBoundingClientRect();
+        const style = getComputedStyle(el);
+        if (r.width === 0 || r.height === 0 || style.visibility === 'hidden' || el.closest('.visually-hidden')) continue;
+        if (el.matches('input[type=file]') && (style.opacity === '0' || r.width <= 1)) continue;
+        if (r.height < 44 || r.width < 44) small.push((el.getAttribute('aria-label') || el.textContent || el.id || el.tagName).trim().slice(0, 40) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+      }
+      const moving = [...document.querySelectorAll('*')].filter((el) => {
+        const st = getComputedStyle(el);
+        return parseFloat(st.transitionDuration) > 0 || (st.animationName !== 'none' && parseFloat(st.animationDuration) > 0);
+      }).length;
+      return { width: document.documentElement.scrollWidth, small, moving };
+    })()`;
+    const pages: [string, () => Promise<unknown>][] = [
+      ['/', () => page.getByText('Field note 33').waitFor()],
+      ['/?q=cafe', () => page.getByText('Café au lait').waitFor()],
+      [`/item/${ids.blue}`, () => page.getByRole('heading', { name: 'Kind of Blue' }).waitFor()],
+      ['/upload', () => page.getByRole('heading', { name: 'Upload' }).waitFor()],
+      ['/nearby', () => page.getByRole('heading', { name: 'Nearby' }).waitFor()],
+      ['/admin', () => page.getByRole('listitem', { name: /^carol/ }).waitFor()],
+      ['/account', () => page.getByRole('heading', { name: 'Change your password' }).waitFor()],
+    ];
+    for (const [path, ready] of pages) {
+      await page.goto(`${base}${path}`);
+      await ready();
+      const m = (await page.evaluate(measure)) as { width: number; small: string[]; moving: number };
+      assert.ok(m.width <= 360, `${path} is ${m.width} px wide at 360`);
+      assert.deepEqual(m.small, [], `${path}: controls under 44 px`);
+      assert.equal(m.moving, 0, `${path}: something still moves with reduced motion`);
+      const name = path === '/' ? 'library' : path.startsWith('/?') ? 'search' : path.split('/')[1];
+      await page.screenshot({ path: join(OUT, `${name}-360-phone.png`), fullPage: true });
+    }
+    // The keyboard alone: from the top of the library, Tab reaches the search box, and typing searches.
+    await page.goto(base);
+    await page.getByText('Field note 33').waitFor();
+    let focused = '';
+    for (let i = 0; i < 15 && focused !== 'search'; i++) {
+      await page.keyboard.press('Tab');
+      focused = (await page.evaluate('document.activeElement?.id ?? ""')) as string;
+    }
+    assert.equal(focused, 'search', 'Tab reaches the search box');
+    await page.keyboard.type('kind of');
+    await page.getByRole('link', { name: /Kind of Blue/ }).first().waitFor();
+    assert.deepEqual(narrow.errors.take(), []);
+    await narrow.context.close();
   });
 });
