@@ -255,7 +255,7 @@ async function startRedis(onStart?: (child: ChildProcess) => void): Promise<stri
 async function startStandalone(env: Record<string, string>, port?: number): Promise<{ child: ChildProcess; port: number }> {
   port ??= await freePort();
   // A smaller young generation keeps the resident set lower at no cost in speed.
-  const child = await startChild(process.execPath, ['--max-semi-space-size=4', 'dist/standalone.mjs'], {
+  const child = await startChild(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=4').split(' ').filter(Boolean), 'dist/standalone.mjs'], {
     NONDIVY_FTP_HOST: '127.0.0.1',
     NONDIVY_FTP_PORT: '0',
     NONDIVY_DISCOVERY_HOST: '127.0.0.1',

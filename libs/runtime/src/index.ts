@@ -1,9 +1,9 @@
-import { ConfigError, type LogLevel } from '@nondivy/config';
+import { ConfigError, type LogLevel, type ResumableUploadLimits } from '@nondivy/config';
 import { createLogger, type Logger } from '@nondivy/log';
 import { AuthService } from '@nondivy/auth';
 import { unavailable } from '@nondivy/errors';
-import { createRedis, RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUserStore, type Redis } from '@nondivy/state';
-import { Library, type BlobStore } from '@nondivy/storage';
+import { createRedis, RedisLibraryState, RedisLoginThrottle, RedisSessionStore, RedisUploadStore, RedisUserStore, type Redis } from '@nondivy/state';
+import { Library, ResumableUploads, type BlobStore } from '@nondivy/storage';
 
 /**
  * Loads a service's configuration, or ends the process with exit status 2 and the one message that
@@ -80,6 +80,18 @@ export function createLibrary(options: { redis: Redis; blobs: BlobStore; log: Lo
     log: options.log.child({ component: 'library' }),
     maxUploadBytes: options.maxUploadBytes,
     uploadLeaseMs: options.uploadLeaseSeconds * 1000,
+  });
+}
+
+/** Resumable uploads over Redis (records, locks, caps) into the library's staging, as every front door opens them. */
+export function createResumableUploads(options: { redis: Redis; library: Library; log: Logger } & ResumableUploadLimits): ResumableUploads {
+  return new ResumableUploads({
+    library: options.library,
+    store: new RedisUploadStore(options.redis),
+    log: options.log.child({ component: 'uploads' }),
+    expiryMs: options.expirySeconds * 1000,
+    maxUnfinished: options.maxUnfinished,
+    maxUnfinishedBytes: options.maxUnfinishedBytes,
   });
 }
 

@@ -1,8 +1,8 @@
 import type { FtpConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
-import { createAuthService, createLibrary, waitForBlobStore } from '@nondivy/runtime';
-import { RedisUploadStore, type Redis, waitForRedis } from '@nondivy/state';
-import { createBlobStore, ResumableUploads } from '@nondivy/storage';
+import { createAuthService, createLibrary, createResumableUploads, waitForBlobStore } from '@nondivy/runtime';
+import { type Redis, waitForRedis } from '@nondivy/state';
+import { createBlobStore } from '@nondivy/storage';
 import { startFtp, type FtpFrontDoor } from './server.js';
 
 export interface RunningFtp {
@@ -21,14 +21,7 @@ export async function startFtpService(config: FtpConfig, log: Logger, redis: Red
   await waitForBlobStore(blobs, log);
   const library = createLibrary({ redis, blobs, log, ...config.library });
   const auth = createAuthService(redis, config.auth);
-  const uploads = new ResumableUploads({
-    library,
-    store: new RedisUploadStore(redis),
-    log: log.child({ component: 'uploads' }),
-    expiryMs: config.uploads.expirySeconds * 1000,
-    maxUnfinished: config.uploads.maxUnfinished,
-    maxUnfinishedBytes: config.uploads.maxUnfinishedBytes,
-  });
+  const uploads = createResumableUploads({ redis, library, log, ...config.uploads });
   const stopSweeper = library.startSweeper();
   const stopUploadSweeper = uploads.startSweeper();
   const ftp = await startFtp({ ...config.ftp, maxUploadBytes: config.library.maxUploadBytes, siteName: config.siteName }, { library, uploads, auth, log });

@@ -1,12 +1,12 @@
 import type { AuthService } from '@nondivy/auth';
 import type { GatewayConfig } from '@nondivy/config';
 import type { Logger } from '@nondivy/log';
-import { createAuthService, createLibrary } from '@nondivy/runtime';
-import { RedisDeviceStore, RedisFederationStore, RedisTransferStore, RedisUploadStore, type Redis } from '@nondivy/state';
+import { createAuthService, createLibrary, createResumableUploads } from '@nondivy/runtime';
+import { RedisDeviceStore, RedisFederationStore, RedisTransferStore, type Redis } from '@nondivy/state';
 import { RelayHub } from './relay.js';
 import { Federation } from './federation.js';
 import { lanUrl } from './lan-url.js';
-import { createBlobStore, ResumableUploads, type BlobStore, type Library } from '@nondivy/storage';
+import { createBlobStore, type BlobStore, type Library, type ResumableUploads } from '@nondivy/storage';
 import { type CatalogApi, CatalogClient } from './catalog-client.js';
 import { EventHub } from './event-hub.js';
 import { RemoteTransfers } from './sharing/remote-transfers.js';
@@ -35,14 +35,7 @@ export interface GatewayDeps {
 export async function createGatewayDeps(config: GatewayConfig, log: Logger, redis: Redis, options: { blobs?: BlobStore; catalog?: CatalogApi } = {}): Promise<GatewayDeps> {
   const blobs = options.blobs ?? (await createBlobStore(config.blobs, log));
   const library = createLibrary({ redis, blobs, log, ...config.library });
-  const uploads = new ResumableUploads({
-    library,
-    store: new RedisUploadStore(redis),
-    log: log.child({ component: 'uploads' }),
-    expiryMs: config.uploads.expirySeconds * 1000,
-    maxUnfinished: config.uploads.maxUnfinished,
-    maxUnfinishedBytes: config.uploads.maxUnfinishedBytes,
-  });
+  const uploads = createResumableUploads({ redis, library, log, ...config.uploads });
   const auth = createAuthService(redis, config.auth);
   const devices = new RedisDeviceStore(redis, config.sharing.presenceTtlMs);
   const transfers = new RedisTransferStore(redis);
