@@ -467,7 +467,7 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     await context.close();
   });
 
-  it('admin: creates a user, changes a role, deletes one; the user changes their password and their other session ends', async () => {
+  it('admin: creates a user, changes a role, resets a password, deletes one; the user changes their password and their other session ends; a member cannot edit others\' items; sorts', async () => {
     const { context, page, errors } = await openPage(browser, DESKTOP);
     await loginIn(page, 'admin', ADMIN_PASSWORD);
     await page.getByRole('link', { name: 'Users' }).click();
@@ -505,7 +505,38 @@ describe('the web app in Chromium, on a LAN address', { skip: skip ?? false }, (
     await second.page.getByRole('link', { name: 'carol' }).waitFor();
     await first.page.reload();
     await first.page.getByRole('link', { name: 'Log in' }).waitFor();
-    assert.deepEqual([...first.errors.take(), ...second.errors.take()], []);
+
+    // A member sees another member's item without Edit or Delete (the server refuses them too).
+    await second.page.goto(`${base}/item/${ids.cafe}`);
+    await second.page.getByRole('heading', { name: 'Café au lait' }).waitFor();
+    assert.equal(await second.page.getByRole('button', { name: /^(Edit|Delete)/ }).count(), 0, 'no Edit/Delete on an item that is not hers');
+
+    // The admin resets carol's password: her session ends, the new password lets her in.
+    await page.reload();
+    const carol = page.getByRole('listitem', { name: /^carol/ });
+    await carol.getByRole('button', { name: 'Reset password of carol' }).click();
+    await carol.getByLabel('New password for carol').fill('carol-reset-password');
+    await carol.getByRole('button', { name: 'Set password', exact: true }).click();
+    await page.getByText('New password set for carol; their sessions have ended.').waitFor();
+    await second.page.reload();
+    await second.page.getByRole('link', { name: 'Log in' }).waitFor();
+    await loginIn(second.page, 'carol', 'carol-reset-password');
+
+    // Sorts: by title, in the address, the list in that order (the catalogue orders titles by
+    // their first ten letters and digits: the 34 "Field note NN" tie among themselves).
+    await page.goto(base);
+    await page.getByLabel('Sort').selectOption('title');
+    await until('the address to say sort=title', async () => page.url().includes('sort=title'));
+    await page.locator('.items[data-for*="sort=title"]').waitFor();
+    const titles = (await page.locator('.items > li .title').allTextContents()).map((t) => t.trim());
+    assert.deepEqual(titles.slice(0, 2), ['Café au lait', 'Cafeteria menu'], titles.join());
+    assert.ok(titles.slice(2, 30).every((t) => t.startsWith('Field note')), titles.join());
+    await page.getByLabel('Sort').selectOption('size');
+    await page.locator('.items[data-for*="sort=size"]').waitFor();
+    const top = (await page.locator('.items > li .title').first().textContent())?.trim();
+    const largest = (api('GET', '/library?sort=size&limit=1').json().items as { title: string }[])[0]!.title;
+    assert.equal(top, largest, 'the largest item first');
+    assert.deepEqual([...first.errors.take(), ...second.errors.take(), ...errors.take()], []);
     await first.context.close();
     await second.context.close();
     await context.close();
