@@ -25,12 +25,24 @@ export function loadConfigOrExit<C>(load: () => C): C {
  * Runs `stop` once on SIGTERM or SIGINT, then exits: stop accepting, finish in-flight work, close
  * connections. A second signal while stopping is ignored; a failure while stopping is logged.
  */
-export function onShutdown(log: Logger, stop: () => Promise<void>): void {
+/**
+ * How long a graceful shutdown may take before the process exits anyway (status 1): under the
+ * Compose file's stop_grace_period (30 s), so that the log says so before Docker's SIGKILL would.
+ */
+const SHUTDOWN_GRACE_MS = 25_000;
+
+export function onShutdown(log: Logger, stop: () => Promise<void>, graceMs = SHUTDOWN_GRACE_MS): void {
   let stopping = false;
   const handle = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    // A stop that never ends (a connection that will not close) must not keep the process forever:
+    // past the grace period it exits anyway, and says so (what was still closing is logged above).
+    setTimeout(() => {
+      log.error({ graceMs }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, graceMs).unref();
     stop().then(
       () => process.exit(0),
       (err: unknown) => {

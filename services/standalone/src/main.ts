@@ -38,9 +38,13 @@ async function main() {
   }
 
   const redis = createRedis(redisUrl, log, 'standalone');
-  const closers: (() => Promise<void>)[] = [];
+  const closers: [string, () => Promise<void>][] = [];
   const stop = async () => {
-    for (const close of closers.reverse()) await close().catch((err) => log.error({ err }, 'error while closing'));
+    for (const [part, close] of closers.reverse()) {
+      log.debug({ part }, 'closing');
+      await close().catch((err) => log.error({ err, part }, 'error while closing'));
+      log.debug({ part }, 'closed');
+    }
     redis.disconnect();
     await embedded?.stop();
   };
@@ -48,16 +52,16 @@ async function main() {
 
   try {
     const catalog = await startCatalog({ ...catalogConfig, redis: { url: redisUrl } }, log.child({ component: 'catalog' }), redis);
-    closers.push(catalog.close);
+    closers.push(['catalog', catalog.close]);
     // Same process: the gateway calls the catalog's search directly instead of over HTTP.
     const search = new CatalogSearch(redis);
     const gateway = await startGateway({ ...gatewayConfig, redis: { url: redisUrl }, catalogUrl: catalog.url }, log.child({ component: 'gateway' }), redis, {
       catalog: { search: (q) => search.search(q), facets: (q) => search.facets(q) },
       showsPassword: format === 'pretty',
     });
-    closers.push(gateway.close);
+    closers.push(['gateway', gateway.close]);
     const ftp = await startFtpService({ ...ftpConfig, redis: { url: redisUrl } }, log.child({ component: 'ftp' }), redis);
-    closers.push(ftp.close);
+    closers.push(['ftp', ftp.close]);
     // Announce the gateway and FTP ports actually in use (they may have been chosen at start).
     const gatewayPort = Number(new URL(gateway.url).port);
     const discovery = await startDiscovery(
@@ -65,7 +69,7 @@ async function main() {
       log.child({ component: 'discovery' }),
       redis,
     );
-    closers.push(discovery.close);
+    closers.push(['discovery', discovery.close]);
     if (format === 'pretty') {
       const facts = { siteName: gatewayConfig.siteName, urls: gateway.urls, dataDir: gatewayConfig.dataDir, oneTimePassword: gateway.oneTimePassword };
       process.stdout.write(banner({ ...facts, ftpUrl: ftpUrl(ftpConfig.ftp, ftp.ftp.port, gateway.publicUrl) }));
