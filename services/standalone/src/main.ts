@@ -41,9 +41,9 @@ async function main() {
   const closers: [string, () => Promise<void>][] = [];
   const stop = async () => {
     for (const [part, close] of closers.reverse()) {
-      log.debug({ part }, 'closing');
+      log.info({ part }, 'closing');
       await close().catch((err) => log.error({ err, part }, 'error while closing'));
-      log.debug({ part }, 'closed');
+      log.info({ part }, 'closed');
     }
     redis.disconnect();
     await embedded?.stop();
