@@ -96,6 +96,20 @@ export async function searchBench(work: string, count: number, processes: BenchP
       rows.push([`${words} word${words > 1 ? 's' : ''}${filtered ? ' + kind + tag' : ' (last as prefix)'}`, percentile(times, 50).toFixed(2), percentile(times, 99).toFixed(2)]);
     }
   }
+  // Browsing by title, page after page (titles of three words from a short list: they share their
+  // first ten letters in groups of hundreds, which each page orders by the whole title).
+  {
+    const times: number[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 300; i++) {
+      const t = performance.now();
+      const page = await search.search({ limit: 50, scope: 'local', sort: 'title', cursor } as SearchQuery);
+      times.push(performance.now() - t);
+      cursor = page.nextCursor ?? undefined;
+      if (!cursor) break;
+    }
+    rows.push([`browse by title, ${times.length} pages of 50 in a row`, percentile(times, 50).toFixed(2), percentile(times, 99).toFixed(2)]);
+  }
 
   // 3. Queries per second through the gateway, 32 concurrent clients, for 5 s. The items above have
   // no bytes: mark enrichment as caught up, so the catalog's worker does not chase them meanwhile.

@@ -48,6 +48,8 @@ async function add(title: string, kind: ItemKind, tags: string[], description = 
   return item;
 }
 
+/** A title as the catalogue sorts it: folded letters and digits, words joined by one space. */
+const sortText = (t: string) => fold(t).replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
 const q = (query: Partial<SearchQuery>) => search.search({ limit: 50, scope: 'local', ...query } as SearchQuery);
 const all = async (query: Partial<SearchQuery>) => {
   const out: Item[] = [];
@@ -130,13 +132,38 @@ describe('search', () => {
   it('sorts by new, title, size and popular', async () => {
     const byNew = (await q({ limit: 100 })).items;
     assert.deepEqual(byNew.map((i) => i.id), [...corpus].reverse().slice(0, 100).map((i) => i.id));
-    const byTitle = (await q({ sort: 'title', kind: 'video', limit: 200 })).items.map((i) => fold(i.title).replace(/[^\p{L}\p{N} ]/gu, ''));
-    assert.deepEqual(byTitle, [...byTitle].sort((a, b) => a.slice(0, 10).localeCompare(b.slice(0, 10), 'en')).map((t) => t), 'alphabetical by title');
+    const byTitle = (await q({ sort: 'title', kind: 'video', limit: 200 })).items.map((i) => sortText(i.title));
+    assert.deepEqual(byTitle, [...byTitle].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), 'alphabetical by the whole title');
     const bySize = (await q({ sort: 'size', limit: 200 })).items.map((i) => i.size);
     assert.deepEqual(bySize, [...bySize].sort((a, b) => b - a));
     const target = corpus[500]!;
     for (let i = 0; i < 3; i++) await library.countDownload(target.id);
     assert.equal((await q({ sort: 'popular', limit: 1 })).items[0]!.id, target.id);
+  });
+
+  it('orders titles that share their first ten characters by the rest, across pages', async () => {
+    // 40 titles equal in their first ten letters, added in a shuffled order, plus one that sorts
+    // between them by its eleventh character: pages of 7 follow one alphabetical order.
+    const numbers = [...Array(40).keys()].sort(() => rand() - 0.5);
+    for (const n of numbers) await add(`Field Note ${String(n).padStart(2, '0')} — tie`, 'image', ['ties']);
+    await add('Field notebook', 'image', ['ties']);
+    const titles: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await q({ sort: 'title', tag: ['ties'], limit: 7, cursor });
+      titles.push(...page.items.map((i) => i.title));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    const expected = [...[...Array(40).keys()].map((n) => `Field Note ${String(n).padStart(2, '0')} — tie`), 'Field notebook'];
+    assert.deepEqual(titles, expected);
+    // The same without a filter (the whole library by title), around the group.
+    const library = await all({ sort: 'title' });
+    const everything = library.map((i) => i.title);
+    const at = everything.indexOf('Field Note 00 — tie');
+    assert.deepEqual(everything.slice(at, at + 41), expected);
+    assert.equal(new Set(library.map((i) => i.id)).size, library.length, 'no item twice');
+    assert.equal(library.length, (await q({})).total, 'every item once');
+    assert.deepEqual(everything.map(sortText), [...everything.map(sortText)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), 'the whole library alphabetical');
   });
 
   it('pages without duplicates or gaps while items are added', async () => {

@@ -147,7 +147,7 @@ describe('a site from before folders', () => {
   });
 
   it('keeps every item, its bytes and its path name, at its kind\'s root', async () => {
-    assert.equal(await client.hget('nd:site', 'indexVersion'), '4', 'the index was rebuilt for folders at start');
+    assert.equal(await client.hget('nd:site', 'indexVersion'), '5', 'the index was rebuilt for folders (and title sort texts) at start');
     assert.equal(await client.exists('nd:ix:name:audio'), 0, 'the old name hash is gone');
     for (const old of OLD) {
       const item = await getJson<Item>(`/library/${old.id}`);

@@ -87,11 +87,20 @@ export function parseQuery(q: string): ParsedQuery {
 const SORT_ALPHABET = ' 0123456789abcdefghijklmnopqrstuvwxyz';
 
 /**
+ * The title as it sorts: folded letters and digits, words joined by one space (its first 10
+ * characters make `titleSortKey`; the rest orders titles that share them), at most 200 characters.
+ */
+export function titleSortText(title: string): string {
+  return tokens(title).join(' ').slice(0, 200);
+}
+
+/**
  * A number that orders titles alphabetically by their first 10 folded letters and digits (base 37;
- * 37^10 < 2^53, so it is exact as a Redis score). Ties keep a stable order by id.
+ * 37^10 < 2^53, so it is exact as a Redis score). Titles that share them are ordered by the rest
+ * of `titleSortText` when the catalogue pages (see SEARCH_LUA in libs/state).
  */
 export function titleSortKey(title: string): number {
-  const chars = tokens(title).join(' ');
+  const chars = titleSortText(title);
   let key = 0;
   for (let i = 0; i < 10; i++) {
     const c = chars[i];

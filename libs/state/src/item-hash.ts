@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Item, StoredItem } from '@nondivy/contracts';
-import { titleSortKey } from '@nondivy/search';
+import { titleSortKey, titleSortText } from '@nondivy/search';
 import { keys } from './keys.js';
 
 /**
@@ -30,6 +30,7 @@ export function toFields(item: StoredItem): string[] {
     'downloads', String(item.downloads),
     'meta', JSON.stringify(item.meta),
     'titleKey', String(titleSortKey(item.title)),
+    'titleSort', titleSortText(item.title),
   ];
 }
 

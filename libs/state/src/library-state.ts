@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { StoredItem } from '@nondivy/contracts';
 import { conflict, notFound } from '@nondivy/errors';
-import { titleSortKey } from '@nondivy/search';
+import { titleSortKey, titleSortText } from '@nondivy/search';
 import { keys, LIBRARY_EVENTS_MAXLEN } from './keys.js';
 import { fromHash, itemPath, readItem, readItems, toFields } from './item-hash.js';
 import { LuaScript } from './script.js';
@@ -345,7 +345,7 @@ export class RedisLibraryState {
       const at = new Date().toISOString();
       const next = { ...current, ...changes, updatedAt: changes.updatedAt ?? at };
       const fields: string[] = [];
-      for (const [k, v] of Object.entries({ ...changes, updatedAt: next.updatedAt, titleKey: titleSortKey(next.title) })) {
+      for (const [k, v] of Object.entries({ ...changes, updatedAt: next.updatedAt, titleKey: titleSortKey(next.title), titleSort: titleSortText(next.title) })) {
         if (v === undefined) continue;
         fields.push(k, typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v));
       }

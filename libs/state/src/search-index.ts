@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ITEM_KINDS, type Facets, type StoredItem } from '@nondivy/contracts';
 import type { Logger } from '@nondivy/log';
-import { type IndexableItem, termScore, termWeights, titleSortKey } from '@nondivy/search';
+import { type IndexableItem, termScore, termWeights, titleSortKey, titleSortText } from '@nondivy/search';
 import { keys } from './keys.js';
 import { readItem, readItems, readTags } from './item-hash.js';
 import { LuaScript } from './script.js';
@@ -19,9 +19,10 @@ import { SiteIdentityStore } from './site-identity-store.js';
 /**
  * Version of the index rules; bump it when stored index data changes shape (see `upgrade`). 2: path
  * names. 3: the uploaders' item sets (`itemsByOwner`), rebuilt with the index. 4: folders (path
- * names per folder, folder sets, subfolder lists and counts; made folders counted again).
+ * names per folder, folder sets, subfolder lists and counts; made folders counted again). 5: each
+ * item's title sort text (`titleSort`), which orders titles that share their first ten characters.
  */
-export const SEARCH_INDEX_VERSION = 4;
+export const SEARCH_INDEX_VERSION = 5;
 
 /** Most index terms a type-ahead prefix expands to (the most common ones first would need counts; these are the first in order). */
 const MAX_PREFIX_EXPANSION = 200;
@@ -198,12 +199,12 @@ fd_hold(ARGV[1], ARGV[2], ARGV[3], 1, 0)
 return 1
 `);
 
-// KEYS: item:<id>   ARGV: index prefix, terms, title sort key   (Re)indexes one item, for rebuilds.
+// KEYS: item:<id>   ARGV: index prefix, terms, title sort key, title sort text   (Re)indexes one item, for rebuilds.
 const REINDEX_ITEM = new LuaScript(INDEX_LUA + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local id = redis.call('HGET', KEYS[1], 'id')
 ix_remove(ARGV[1], id, KEYS[1])
-redis.call('HSET', KEYS[1], 'titleKey', ARGV[3])
+redis.call('HSET', KEYS[1], 'titleKey', ARGV[3], 'titleSort', ARGV[4])
 ix_add(ARGV[1], id, KEYS[1], ARGV[2])
 return 1
 `);
@@ -213,18 +214,19 @@ return 1
  * filters and sort order (cached under the index generation and the query's signature), the rank of
  * the cursor's item, and one page. ARGV: index prefix, sort key, relevance 0|1, descending 0|1,
  * limit, cursor id, cursor score, ttl, max expansion, signature, prefix, kind, folder set key (or ''),
- * word count, words…, tags….
+ * word count, item key prefix, words…, tags….
  * Returns {0} when nothing can match, else {total, result key, {id, score, …}}.
  */
 const SEARCH_LUA = new LuaScript(`
+local TITLE_GROUP_MAX = 5000
 local P, sortKey, rel, desc = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4] == '1'
 local limit, curId, curScore, ttl, maxExp = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
-local signature, prefix, kind, scope, nWords = ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14])
+local signature, prefix, kind, scope, nWords, itemPrefix = ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), ARGV[15]
 local gen = redis.call('GET', P .. 'gen') or '0'
 local w = rel and 1 or 0
 local inputs, weights = {}, {}
 for i = 1, nWords do
-  table.insert(inputs, P .. 't:' .. ARGV[14 + i]); table.insert(weights, w)
+  table.insert(inputs, P .. 't:' .. ARGV[15 + i]); table.insert(weights, w)
 end
 if prefix ~= '' then
   local terms = redis.call('ZRANGEBYLEX', P .. 'terms', '[' .. prefix, '[' .. prefix .. '\\255', 'LIMIT', 0, maxExp)
@@ -250,7 +252,7 @@ if scope ~= '' then
 elseif kind ~= '' then
   table.insert(inputs, P .. 'kind:' .. kind); table.insert(weights, 0)
 end
-for i = 15 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
+for i = 16 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
 local key = sortKey
 if rel and #inputs == 1 then
   -- One word (or one prefix) ranked by relevance: its set is the answer (term scores carry the
@@ -272,6 +274,56 @@ elseif #inputs > 0 then
 end
 local total = redis.call('ZCARD', key)
 if limit == 0 then return {total, key, {}} end
+if sortKey == P .. 'title' and not rel then
+  -- By title: the score holds the first ten characters of the sort text; titles that share them
+  -- are ordered by the whole text (then id), each group read whole (up to TITLE_GROUP_MAX; a larger
+  -- group keeps id order), so pages follow one order with no duplicates or gaps.
+  local function textOf(id)
+    local t = redis.call('HGET', itemPrefix .. id, 'titleSort')
+    if not t then t = string.lower(redis.call('HGET', itemPrefix .. id, 'title') or '') end
+    return t
+  end
+  -- The items of one score, in order; and whether by text (false: a group too large, in id order).
+  local function group(score)
+    local ids = redis.call('ZRANGEBYSCORE', key, score, score, 'LIMIT', 0, TITLE_GROUP_MAX + 1)
+    if #ids > TITLE_GROUP_MAX then
+      local rows = {}
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do rows[#rows + 1] = {id, ''} end
+      return rows, false
+    end
+    local rows = {}
+    for _, id in ipairs(ids) do rows[#rows + 1] = {id, textOf(id)} end
+    table.sort(rows, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[1] < b[1] end)
+    return rows, true
+  end
+  local want = limit + 1
+  local out, n = {}, 0
+  local from = '-inf'
+  if curId ~= '' then
+    -- The rest of the cursor's group: after its item's place (by id when the group is in id order,
+    -- or when that item is gone and its text unknown).
+    local rows, byText = group(curScore)
+    local curText = byText and redis.call('EXISTS', itemPrefix .. curId) == 1 and textOf(curId) or nil
+    for _, r in ipairs(rows) do
+      local after
+      if curText == nil then after = r[1] > curId
+      else after = r[2] > curText or (r[2] == curText and r[1] > curId) end
+      if after and n < want then out[#out + 1] = r[1]; out[#out + 1] = curScore; n = n + 1 end
+    end
+    from = '(' .. curScore
+  end
+  while n < want do
+    local next = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #next == 0 then break end
+    local score = next[2]
+    for _, r in ipairs(group(score)) do
+      if n >= want then break end
+      out[#out + 1] = r[1]; out[#out + 1] = score; n = n + 1
+    end
+    from = '(' .. score
+  end
+  return {total, key, out}
+end
 local start = 0
 local rows = nil
 if curId ~= '' then
@@ -377,6 +429,7 @@ export class RedisSearchIndex {
       query.kind ?? '',
       scope,
       String(query.words.length),
+      keys.item(''),
       ...query.words,
       ...query.tags,
     )) as [number] | [number, string, string[]];
@@ -554,7 +607,7 @@ export class RedisSearchIndex {
 
   /** Rebuilds one item's index entries from its stored fields; false when it does not exist. */
   private reindexItem(item: StoredItem): Promise<boolean> {
-    return withRedis(async () => (await REINDEX_ITEM.run(this.redis, 1, keys.item(item.id), keys.indexPrefix, indexTermsOf(item), String(titleSortKey(item.title)))) === 1);
+    return withRedis(async () => (await REINDEX_ITEM.run(this.redis, 1, keys.item(item.id), keys.indexPrefix, indexTermsOf(item), String(titleSortKey(item.title)), titleSortText(item.title))) === 1);
   }
 
   /** Deletes every index key (for a rebuild); items are untouched. */
