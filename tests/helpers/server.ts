@@ -107,7 +107,14 @@ export async function startServer(env: Record<string, string>, options: { port?:
     child,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
+      const t0 = Date.now();
+      const code = await exited;
+      // A slow stop is a defect to find: say which part was still closing (the standalone logs each).
+      if (Date.now() - t0 > 10_000) {
+        const tail = logs.slice(-15).map((l) => JSON.stringify(l)).join('\n');
+        console.log(`# the server took ${Date.now() - t0} ms to stop (exit ${code}); its last log lines:\n${tail.replace(/^/gm, '# ')}`);
+      }
+      return code;
     },
     kill: async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
