@@ -93,10 +93,12 @@ req.on('error', fail);
 pipeline(fs.createReadStream(path, { highWaterMark: 256 * 1024 }), req).catch(fail);
 `;
 
-const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** MiB per second. */
+export const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function sha256Of(path: string): Promise<string> {
+/** SHA-256 of a file, read in 1 MiB chunks. */
+export async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: MiB })) hash.update(chunk as Buffer);
   return hash.digest('hex');
