@@ -166,6 +166,31 @@ describe('search', () => {
     assert.deepEqual(everything.map(sortText), [...everything.map(sortText)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), 'the whole library alphabetical');
   });
 
+  it('a group of tied titles larger than the limit is paged in id order, not read whole on every page', async () => {
+    // The same 41 tied titles, with a limit of 10: a flood of one title costs each page its own
+    // rows (by position), never the whole group.
+    const capped = new CatalogSearch(client, { titleGroupMax: 10 });
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await capped.search({ sort: 'title', tag: ['ties'], limit: 7, cursor, scope: 'local' } as SearchQuery);
+      ids.push(...page.items.map((i) => i.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    assert.equal(ids.length, 41);
+    assert.deepEqual(ids, [...ids].sort(), 'id order within the group');
+    // The library browsed by title with that limit: every item once.
+    const seen: string[] = [];
+    cursor = undefined;
+    do {
+      const page = await capped.search({ sort: 'title', limit: 97, cursor, scope: 'local' } as SearchQuery);
+      seen.push(...page.items.map((i) => i.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    assert.equal(new Set(seen).size, seen.length, 'no item twice');
+    assert.equal(seen.length, (await q({})).total, 'every item');
+  });
+
   it('pages without duplicates or gaps while items are added', async () => {
     const before = new Set(corpus.map((i) => i.id));
     const seen: string[] = [];

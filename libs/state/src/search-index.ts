@@ -24,6 +24,9 @@ import { SiteIdentityStore } from './site-identity-store.js';
  */
 export const SEARCH_INDEX_VERSION = 5;
 
+/** Largest group of titles sharing their first ten characters that `sort=title` orders by the rest. */
+export const TITLE_GROUP_MAX = 1000;
+
 /** Most index terms a type-ahead prefix expands to (the most common ones first would need counts; these are the first in order). */
 const MAX_PREFIX_EXPANSION = 200;
 /** How long a computed result set is kept for paging and repeated queries, seconds. */
@@ -214,19 +217,19 @@ return 1
  * filters and sort order (cached under the index generation and the query's signature), the rank of
  * the cursor's item, and one page. ARGV: index prefix, sort key, relevance 0|1, descending 0|1,
  * limit, cursor id, cursor score, ttl, max expansion, signature, prefix, kind, folder set key (or ''),
- * word count, item key prefix, words…, tags….
+ * word count, item key prefix, largest title group ordered by text, words…, tags….
  * Returns {0} when nothing can match, else {total, result key, {id, score, …}}.
  */
 const SEARCH_LUA = new LuaScript(`
-local TITLE_GROUP_MAX = 5000
 local P, sortKey, rel, desc = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4] == '1'
 local limit, curId, curScore, ttl, maxExp = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local signature, prefix, kind, scope, nWords, itemPrefix = ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), ARGV[15]
+local titleGroupMax = tonumber(ARGV[16])
 local gen = redis.call('GET', P .. 'gen') or '0'
 local w = rel and 1 or 0
 local inputs, weights = {}, {}
 for i = 1, nWords do
-  table.insert(inputs, P .. 't:' .. ARGV[15 + i]); table.insert(weights, w)
+  table.insert(inputs, P .. 't:' .. ARGV[16 + i]); table.insert(weights, w)
 end
 if prefix ~= '' then
   local terms = redis.call('ZRANGEBYLEX', P .. 'terms', '[' .. prefix, '[' .. prefix .. '\\255', 'LIMIT', 0, maxExp)
@@ -252,7 +255,7 @@ if scope ~= '' then
 elseif kind ~= '' then
   table.insert(inputs, P .. 'kind:' .. kind); table.insert(weights, 0)
 end
-for i = 16 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
+for i = 17 + nWords, #ARGV do table.insert(inputs, P .. 'tag:' .. ARGV[i]); table.insert(weights, 0) end
 local key = sortKey
 if rel and #inputs == 1 then
   -- One word (or one prefix) ranked by relevance: its set is the answer (term scores carry the
@@ -276,51 +279,62 @@ local total = redis.call('ZCARD', key)
 if limit == 0 then return {total, key, {}} end
 if sortKey == P .. 'title' and not rel then
   -- By title: the score holds the first ten characters of the sort text; titles that share them
-  -- are ordered by the whole text (then id), each group read whole (up to TITLE_GROUP_MAX; a larger
-  -- group keeps id order), so pages follow one order with no duplicates or gaps.
+  -- are ordered by the whole text (then id), each group read whole, so pages follow one order with
+  -- no duplicates or gaps. A group larger than titleGroupMax (a flood of one title) is not read
+  -- whole on every page: it keeps id order and is paged by position, like the other sorts.
   local function textOf(id)
     local t = redis.call('HGET', itemPrefix .. id, 'titleSort')
     if not t then t = string.lower(redis.call('HGET', itemPrefix .. id, 'title') or '') end
     return t
   end
-  -- The items of one score, in order; and whether by text (false: a group too large, in id order).
-  local function group(score)
-    local ids = redis.call('ZRANGEBYSCORE', key, score, score, 'LIMIT', 0, TITLE_GROUP_MAX + 1)
-    if #ids > TITLE_GROUP_MAX then
-      local rows = {}
-      for _, id in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do rows[#rows + 1] = {id, ''} end
-      return rows, false
+  -- Up to count ids of the items of one score, in order, after afterId when given.
+  local function group(score, afterId, count)
+    if redis.call('ZCOUNT', key, score, score) > titleGroupMax then
+      if not afterId then return redis.call('ZRANGEBYSCORE', key, score, score, 'LIMIT', 0, count) end
+      local rank = redis.call('ZRANK', key, afterId)
+      -- The cursor's item is gone: the rest of its group is skipped, as the other sorts do.
+      if not rank then return {} end
+      local ids = {}
+      local rows = redis.call('ZRANGE', key, rank + 1, rank + count, 'WITHSCORES')
+      for i = 1, #rows, 2 do
+        if tonumber(rows[i + 1]) ~= tonumber(score) then break end
+        ids[#ids + 1] = rows[i]
+      end
+      return ids
     end
     local rows = {}
-    for _, id in ipairs(ids) do rows[#rows + 1] = {id, textOf(id)} end
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do rows[#rows + 1] = {id, textOf(id)} end
     table.sort(rows, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[1] < b[1] end)
-    return rows, true
+    -- After the cursor's item: by its text, or by id when that item is gone and its text unknown.
+    local afterText = afterId and redis.call('EXISTS', itemPrefix .. afterId) == 1 and textOf(afterId) or nil
+    local ids = {}
+    for _, r in ipairs(rows) do
+      if #ids >= count then break end
+      local after = not afterId
+      if afterId and afterText == nil then after = r[1] > afterId
+      elseif afterId then after = r[2] > afterText or (r[2] == afterText and r[1] > afterId) end
+      if after then ids[#ids + 1] = r[1] end
+    end
+    return ids
   end
   local want = limit + 1
-  local out, n = {}, 0
+  local out = {}
+  local function take(ids, score)
+    for _, id in ipairs(ids) do
+      if #out >= 2 * want then return end
+      out[#out + 1] = id; out[#out + 1] = score
+    end
+  end
   local from = '-inf'
   if curId ~= '' then
-    -- The rest of the cursor's group: after its item's place (by id when the group is in id order,
-    -- or when that item is gone and its text unknown).
-    local rows, byText = group(curScore)
-    local curText = byText and redis.call('EXISTS', itemPrefix .. curId) == 1 and textOf(curId) or nil
-    for _, r in ipairs(rows) do
-      local after
-      if curText == nil then after = r[1] > curId
-      else after = r[2] > curText or (r[2] == curText and r[1] > curId) end
-      if after and n < want then out[#out + 1] = r[1]; out[#out + 1] = curScore; n = n + 1 end
-    end
+    take(group(curScore, curId, want), curScore)
     from = '(' .. curScore
   end
-  while n < want do
+  while #out < 2 * want do
     local next = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
     if #next == 0 then break end
-    local score = next[2]
-    for _, r in ipairs(group(score)) do
-      if n >= want then break end
-      out[#out + 1] = r[1]; out[#out + 1] = score; n = n + 1
-    end
-    from = '(' .. score
+    take(group(next[2], nil, want - #out / 2), next[2])
+    from = '(' .. next[2]
   end
   return {total, key, out}
 end
@@ -400,9 +414,18 @@ function sortKey(sort: IndexQuery['sort']): string {
  */
 export class RedisSearchIndex {
   private readonly site: SiteIdentityStore;
+  private readonly titleGroupMax: number;
 
-  constructor(private readonly redis: Redis) {
+  /**
+   * `titleGroupMax`: titles sharing their first ten characters are ordered by the rest when at most
+   * this many share them (each page then reads the whole group); a larger group keeps id order.
+   */
+  constructor(
+    private readonly redis: Redis,
+    options: { titleGroupMax?: number } = {},
+  ) {
     this.site = new SiteIdentityStore(redis);
+    this.titleGroupMax = options.titleGroupMax ?? TITLE_GROUP_MAX;
   }
 
   /**
@@ -430,6 +453,7 @@ export class RedisSearchIndex {
       scope,
       String(query.words.length),
       keys.item(''),
+      String(this.titleGroupMax),
       ...query.words,
       ...query.tags,
     )) as [number] | [number, string, string[]];

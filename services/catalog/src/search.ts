@@ -44,8 +44,8 @@ function indexQuery(query: SearchQuery): IndexQuery | null {
 export class CatalogSearch {
   private readonly index: RedisSearchIndex;
 
-  constructor(redis: Redis) {
-    this.index = new RedisSearchIndex(redis);
+  constructor(redis: Redis, options: { titleGroupMax?: number } = {}) {
+    this.index = new RedisSearchIndex(redis, options);
   }
 
   /** One page of matches, in the requested order. */
