@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Role, User } from '@nondivy/contracts';
 import { AppError, conflict, forbidden, notFound, unauthorized } from '@nondivy/errors';
 import type { RedisLoginThrottle, RedisSessionStore, RedisUserStore, StoredUser } from '@nondivy/state';
-import { generatePassword, hashPassword, verifyPassword } from './passwords.js';
+import { generatePassword, hashPassword, verifyPassword, VerifiedPasswords } from './passwords.js';
 
 export interface AuthOptions {
   users: RedisUserStore;
@@ -34,6 +34,7 @@ const defaultDelay = (failures: number) => Math.min(250 * 2 ** Math.min(failures
  */
 export class AuthService {
   private dummyHash: Promise<string> | null = null;
+  private readonly verified = new VerifiedPasswords();
 
   constructor(private readonly options: AuthOptions) {}
 
@@ -80,7 +81,7 @@ export class AuthService {
     const user = await this.options.users.get(username.trim().toLowerCase());
     // Unknown users cost the same time as wrong passwords, so names cannot be probed by timing.
     this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await this.dummyHash));
+    const ok = user ? await this.verified.verify(password, user.passwordHash) : await verifyPassword(password, await this.dummyHash);
     if (!user || !ok) {
       const failures = await throttle.recordFailure(ip, this.options.lockSeconds);
       await new Promise((r) => setTimeout(r, (this.options.failureDelayMs ?? defaultDelay)(failures)));

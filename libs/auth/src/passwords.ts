@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 // scrypt parameters (N=2^15, r=8, p=1): ~32 MiB and ~50 ms per hash — costly to guess offline.
 const PARAMS: ScryptOptions = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
@@ -37,4 +37,51 @@ export function generatePassword(): string {
     out += alphabet[bytes[i]! % alphabet.length];
   }
   return out;
+}
+
+/**
+ * Passwords this process has verified lately, so that a client that logs in again and again (an
+ * FTP client opens a connection per transfer: rclone, lftp and curl log in each time) costs a
+ * keyed SHA-256 rather than a scrypt each time (about 50 ms of CPU and 32 MiB of memory), as
+ * SFTPGo's password cache does. Only successes are kept, so guessing costs a scrypt per guess as
+ * before; an entry is keyed by the stored hash, which a new password or a reset replaces, and
+ * holds an HMAC of the password under a key that never leaves this process. Entries expire after
+ * `ttlMs`; at most `max` are kept (the oldest go first). Logins of the same password checked at
+ * the same moment share one scrypt.
+ */
+export class VerifiedPasswords {
+  private readonly key = randomBytes(32);
+  private readonly entries = new Map<string, { mac: Buffer; until: number }>();
+  private readonly pending = new Map<string, Promise<boolean>>();
+
+  constructor(
+    private readonly ttlMs = 15 * 60_000,
+    private readonly max = 1000,
+  ) {}
+
+  private mac(password: string): Buffer {
+    return createHmac('sha256', this.key).update(password.normalize('NFKC')).digest();
+  }
+
+  async verify(password: string, stored: string): Promise<boolean> {
+    const mac = this.mac(password);
+    const known = this.entries.get(stored);
+    if (known && known.until > Date.now() && timingSafeEqual(known.mac, mac)) return true;
+    const id = `${stored}\n${mac.toString('base64')}`;
+    let check = this.pending.get(id);
+    if (!check) {
+      check = verifyPassword(password, stored).finally(() => this.pending.delete(id));
+      this.pending.set(id, check);
+    }
+    const ok = await check;
+    if (ok) {
+      this.entries.delete(stored);
+      this.entries.set(stored, { mac, until: Date.now() + this.ttlMs });
+      for (const oldest of this.entries.keys()) {
+        if (this.entries.size <= this.max) break;
+        this.entries.delete(oldest);
+      }
+    }
+    return ok;
+  }
 }

@@ -6,8 +6,8 @@ import type { Readable } from 'node:stream';
 import { AppError, notFound, unavailable } from '@nondivy/errors';
 import type { BeginOptions, BlobWriter, ByteRange, FileBlobStore, StagingState, StagingWriter } from './blob-store.js';
 
-/** Bytes gathered before one `writev` call: fewer, larger system calls. */
-const FLUSH_BYTES = 1024 * 1024;
+/** Small chunks gathered before one write: fewer, larger system calls. */
+const FLUSH_BYTES = 512 * 1024;
 /** Read chunk size: large chunks cut per-chunk overhead on the way to the socket. */
 export const READ_CHUNK_BYTES = 1024 * 1024;
 
@@ -31,6 +31,94 @@ function fsError(err: unknown): unknown {
   return err;
 }
 
+/** A chunk at least this large is written as it is (awaited) rather than gathered first. */
+const DIRECT_BYTES = 256 * 1024;
+
+/**
+ * Writes a file at positions, never keeping a caller's chunk once `write` resolves (upload bodies
+ * lend their chunks: see `LentChunks` in @nondivy/runtime). Large chunks go to the file as they are;
+ * small ones (a stream's 16–64 KiB pieces) are copied into one of two reused buffers and go out
+ * FLUSH_BYTES at a time, one write in flight while the other buffer fills. Memory: none for large
+ * chunks, two buffers once small ones come, whatever the file's size.
+ */
+class PositionalWriter {
+  private buffers: Buffer[] | null = null;
+  private current = 0;
+  private filled = 0;
+  private inflight: Promise<void> | null = null;
+
+  constructor(
+    private readonly file: () => Promise<FileHandle>,
+    /** Where the next byte goes. */
+    public position: number,
+  ) {}
+
+  private async writeAll(h: FileHandle, bytes: Buffer, position: number): Promise<void> {
+    let written = 0;
+    // A write may take fewer bytes than asked (rare on regular files): write the rest.
+    while (written < bytes.length) written += (await h.write(bytes, written, bytes.length - written, position + written)).bytesWritten;
+  }
+
+  private async settle(): Promise<void> {
+    const inflight = this.inflight;
+    this.inflight = null;
+    if (inflight) await inflight;
+  }
+
+  /** The gathered bytes go out (one write in flight; waits for the previous one). */
+  private async send(): Promise<void> {
+    if (this.filled === 0) return;
+    await this.settle();
+    const bytes = this.buffers![this.current]!.subarray(0, this.filled);
+    const position = this.position;
+    this.position += this.filled;
+    this.filled = 0;
+    this.current ^= 1;
+    const h = await this.file();
+    this.inflight = this.writeAll(h, bytes, position);
+    this.inflight.catch(() => undefined);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    // Shared memory (an upload body's batch) is written as it is: copying out of it is slow in V8.
+    if (chunk.length >= DIRECT_BYTES || chunk.buffer instanceof SharedArrayBuffer) {
+      await this.send();
+      await this.settle();
+      const h = await this.file();
+      const position = this.position;
+      this.position += chunk.length;
+      await this.writeAll(h, chunk, position);
+      return;
+    }
+    this.buffers ??= [Buffer.allocUnsafeSlow(FLUSH_BYTES), Buffer.allocUnsafeSlow(FLUSH_BYTES)];
+    let offset = 0;
+    while (offset < chunk.length) {
+      const n = chunk.copy(this.buffers[this.current]!, this.filled, offset);
+      this.filled += n;
+      offset += n;
+      if (this.filled === FLUSH_BYTES) await this.send();
+    }
+  }
+
+  /** Every byte given is in the file (not yet synced). */
+  async flush(): Promise<void> {
+    await this.send();
+    await this.settle();
+  }
+
+  /** Whether bytes are gathered or on their way. */
+  get busy(): boolean {
+    return this.filled > 0 || this.inflight !== null;
+  }
+
+  /** Waits for a write in flight, ignoring its outcome (before closing the file). */
+  async quiet(): Promise<void> {
+    await this.inflight?.catch(() => undefined);
+    this.inflight = null;
+    this.filled = 0;
+  }
+}
+
 class FsBlobWriter implements BlobWriter {
   readonly key: string;
   readonly token: string;
@@ -38,10 +126,7 @@ class FsBlobWriter implements BlobWriter {
   private readonly finalPath: string;
   private handle: FileHandle | null = null;
   private opening: Promise<FileHandle> | null = null;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private position = 0;
-  private inflight: Promise<unknown> | null = null;
+  private readonly out = new PositionalWriter(() => this.file(), 0);
   private done = false;
 
   constructor(private readonly root: string) {
@@ -58,40 +143,19 @@ class FsBlobWriter implements BlobWriter {
     return this.opening;
   }
 
-  private flush(): Promise<unknown> {
-    const buffers = this.pending;
-    const position = this.position;
-    this.pending = [];
-    this.position += this.pendingBytes;
-    this.pendingBytes = 0;
-    return this.file().then(async (h) => {
-      // writev may write fewer bytes than asked (rare on regular files); write the rest.
-      const total = buffers.reduce((n, b) => n + b.length, 0);
-      let written = (await h.writev(buffers, position)).bytesWritten;
-      if (written < total) {
-        const all = Buffer.concat(buffers);
-        while (written < total) written += (await h.write(all, written, total - written, position + written)).bytesWritten;
-      }
-    });
-  }
-
   async write(chunk: Buffer): Promise<void> {
     if (this.done) throw new Error('write after finish/abort');
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= FLUSH_BYTES) {
-      // One flush in flight while the next batch gathers: disk and network overlap.
-      if (this.inflight) await this.inflight.catch((err) => Promise.reject(fsError(err)));
-      this.inflight = this.flush();
-      this.inflight.catch(() => undefined);
+    try {
+      await this.out.write(chunk);
+    } catch (err) {
+      throw fsError(err);
     }
   }
 
   async finish(): Promise<void> {
     this.done = true;
     try {
-      if (this.inflight) await this.inflight;
-      if (this.pendingBytes > 0 || !this.opening) await this.flush();
+      await this.out.flush();
       const h = await this.file();
       await h.sync();
       await h.close();
@@ -105,7 +169,8 @@ class FsBlobWriter implements BlobWriter {
 
   async abort(): Promise<void> {
     this.done = true;
-    await this.inflight?.catch(() => undefined);
+    await this.out.quiet();
+    await this.opening?.catch(() => undefined);
     await this.handle?.close().catch(() => undefined);
     this.handle = null;
     await rm(this.tmpPath, { force: true });
@@ -126,54 +191,34 @@ function stagingFile(token: string): { file: string; id: string } {
 }
 
 /**
- * Appends to one staging file at positional offsets: chunks gather up to FLUSH_BYTES and go out in
- * one `writev`, one flush in flight while the next gathers (memory: about two flushes per upload).
+ * Appends to one staging file at positional offsets (see `PositionalWriter`: a chunk is never kept
+ * once `write` resolves; memory at most two buffers per upload).
  */
 class FsStagingWriter implements StagingWriter {
   readonly unit = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private inflight: Promise<void> | null = null;
+  private readonly out: PositionalWriter;
   private closed = false;
 
   constructor(
     readonly token: string,
     private readonly handle: FileHandle,
-    private position: number,
-  ) {}
-
-  private flush(): Promise<void> {
-    const buffers = this.pending;
-    const total = this.pendingBytes;
-    const position = this.position;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.position += total;
-    return (async () => {
-      let written = (await this.handle.writev(buffers, position)).bytesWritten;
-      if (written < total) {
-        const all = Buffer.concat(buffers);
-        while (written < total) written += (await this.handle.write(all, written, total - written, position + written)).bytesWritten;
-      }
-    })();
+    position: number,
+  ) {
+    this.out = new PositionalWriter(async () => handle, position);
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.closed) throw new Error('write after close');
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= FLUSH_BYTES) {
-      if (this.inflight) await this.inflight.catch((err) => Promise.reject(fsError(err)));
-      this.inflight = this.flush();
-      this.inflight.catch(() => undefined);
+    try {
+      await this.out.write(chunk);
+    } catch (err) {
+      throw fsError(err);
     }
   }
 
   async sync(): Promise<string[]> {
     try {
-      if (this.inflight) await this.inflight;
-      this.inflight = null;
-      if (this.pendingBytes > 0) await this.flush();
+      await this.out.flush();
       await this.handle.datasync();
     } catch (err) {
       throw fsError(err);
@@ -181,9 +226,23 @@ class FsStagingWriter implements StagingWriter {
     return [];
   }
 
+  async syncBehind(): Promise<{ durable: Promise<string[]> }> {
+    try {
+      await this.out.flush();
+    } catch (err) {
+      throw fsError(err);
+    }
+    const durable = this.handle.datasync().then(
+      (): string[] => [],
+      (err) => Promise.reject(fsError(err)),
+    );
+    durable.catch(() => undefined);
+    return { durable };
+  }
+
   async readBack(end: number, sink: (chunk: Buffer) => Promise<void>): Promise<void> {
     if (this.closed) throw new Error('read after close');
-    if (end > this.position || this.pendingBytes > 0 || this.inflight) throw new Error('readBack reads durable bytes before the first write only');
+    if (end > this.out.position || this.out.busy) throw new Error('readBack reads durable bytes before the first write only');
     const buffer = Buffer.allocUnsafeSlow(Math.min(READ_CHUNK_BYTES, Math.max(1, end)));
     try {
       for (let at = 0; at < end; ) {
@@ -200,8 +259,7 @@ class FsStagingWriter implements StagingWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
-    await this.inflight?.catch(() => undefined);
+    await this.out.quiet();
     await this.handle.close().catch(() => undefined);
   }
 }

@@ -81,6 +81,12 @@ export interface StagingWriter {
    * `final`: the upload's last bytes are written (s3 sends a partial part as the last part).
    */
   sync(final?: boolean): Promise<string[]>;
+  /**
+   * Optional (fs): `sync` in two steps, so that the wait for the disk runs while later bytes are
+   * written: resolves once everything written so far is handed to the store, with `durable`, which
+   * resolves (as `sync` does) once those bytes are durable. Writes may go on meanwhile.
+   */
+  syncBehind?(): Promise<{ durable: Promise<string[]> }>;
   /** Releases the writer (file handle, buffers); unsynced bytes are dropped. Idempotent. */
   close(): Promise<void>;
   /**

@@ -22,3 +22,14 @@ export function processHashes(log: Logger): ResumableHashes {
 export function openUploadHash(log: Logger): Promise<ResumableHash> {
   return processHashes(log).openPlain();
 }
+
+/**
+ * Hashes and writes one chunk at the same time (both only read it). Settles once both are done
+ * with it, failing with the first failure, so that a lent chunk (an upload body's batch, read into
+ * again once the next is asked for) is never read after this settles.
+ */
+export async function hashAndWrite(hash: ResumableHash, write: (chunk: Buffer) => Promise<void>, chunk: Buffer): Promise<void> {
+  const [hashed, written] = await Promise.allSettled([hash.update(chunk), write(chunk)]);
+  if (hashed.status === 'rejected') throw hashed.reason;
+  if (written.status === 'rejected') throw written.reason;
+}

@@ -6,7 +6,7 @@ import type { Logger } from '@nondivy/log';
 import { canOpenFiles, type BlobStore, type ByteRange } from './blob-store.js';
 import { guessKind, resolveContentType } from './content-types.js';
 import { requireAcceptedFolder, safeFilename, titleFromFilename } from './filenames.js';
-import { openUploadHash } from './hash.js';
+import { hashAndWrite, openUploadHash } from './hash.js';
 import type { ResumableHash } from './resumable-hash.js';
 import { EmptyBody, FileBody, StreamBody, type ItemBody } from './item-body.js';
 
@@ -173,8 +173,7 @@ export class Library {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         size += chunk.length;
         if (size > maxBytes) throw tooLarge(`The file is larger than the limit of ${maxBytes} bytes`);
-        await hash.update(chunk);
-        await writer.write(chunk);
+        await hashAndWrite(hash, (c) => writer.write(c), chunk);
       }
       const digest = hash.digest();
       digest.catch(() => undefined);

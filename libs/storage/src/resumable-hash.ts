@@ -11,7 +11,10 @@ import type { Logger } from '@nondivy/log';
  * process): what lets a resumable upload's hash continue without reading its staged bytes again.
  */
 export interface ResumableHash {
-  /** Adds bytes; may wait (back-pressure). The chunk may be reused by the caller once this resolves. */
+  /**
+   * Adds bytes; may wait (back-pressure). The chunk may be reused by the caller once this resolves,
+   * and is only read meanwhile (a blob writer may write it out at the same time).
+   */
   update(chunk: Buffer): Promise<void>;
   /** The state after every byte given so far (hash-wasm's `save` format). */
   save(): Promise<Uint8Array>;
@@ -91,6 +94,12 @@ const handle = async (m) => {
     const at = m.slot * workerData.batchBytes;
     s.h.update(s.slots.subarray(at, at + m.length));
     parentPort.postMessage({ op: 'ack', id: m.id, slot: m.slot });
+  } else if (m.op === 'shared') {
+    // A batch of memory shared by the reader of an upload's body: hashed where it lies.
+    const s = hashers.get(m.id);
+    if (m.sab) s.sab = m.sab;
+    s.h.update(new Uint8Array(s.sab, m.offset, m.length));
+    parentPort.postMessage({ op: 'sharedAck', id: m.id });
   } else if (m.op === 'save') {
     parentPort.postMessage({ op: 'reply', seq: m.seq, value: hashers.get(m.id).h.save() });
   } else if (m.op === 'digest') {
@@ -152,6 +161,7 @@ class HashThread {
     this.ready.catch(() => undefined);
     this.worker.on('message', (m: { op: string; id?: number; seq?: number; slot?: number; value?: unknown; message?: string }) => {
       if (m.op === 'ack') this.sessions.get(m.id!)?.acked(m.slot!);
+      else if (m.op === 'sharedAck') this.sessions.get(m.id!)?.sharedAcked();
       else if (m.op === 'reply') this.take(m.seq!)?.resolve(m.value);
       else if (m.op === 'failed') {
         const err = new Error(`hashing failed: ${m.message}`);
@@ -239,6 +249,9 @@ class ThreadHash implements ResumableHash {
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
   private closed = false;
+  /** Shared chunks on their way to the thread, in order, and the last memory posted with one. */
+  private readonly sharedWaiting: { resolve(): void; reject(err: Error): void }[] = [];
+  private lastShared: SharedArrayBuffer | null = null;
 
   constructor(private readonly thread: HashThread, state: Uint8Array | null, plain = false) {
     const shared = new SharedArrayBuffer(SLOTS * BATCH_BYTES);
@@ -256,6 +269,34 @@ class ThreadHash implements ResumableHash {
   fail(err: Error): void {
     this.failure ??= err;
     this.wake();
+    for (const w of this.sharedWaiting.splice(0)) w.reject(unavailable('Hashing failed; retry the upload', err));
+  }
+
+  sharedAcked(): void {
+    this.sharedWaiting.shift()?.resolve();
+  }
+
+  /**
+   * A chunk in shared memory (an upload body's batch, see @nondivy/runtime's socket-chunks.ts) is
+   * hashed where it lies, not copied: resolves once the thread has hashed it.
+   */
+  private updateShared(chunk: Buffer): Promise<void> {
+    this.send(); // bytes gathered before it go first
+    const sab = chunk.buffer as SharedArrayBuffer;
+    const message: Record<string, unknown> = { op: 'shared', id: this.id, offset: chunk.byteOffset, length: chunk.length };
+    if (sab !== this.lastShared) {
+      message.sab = sab;
+      this.lastShared = sab;
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.sharedWaiting.push({ resolve, reject });
+      try {
+        this.thread.post(message);
+      } catch (err) {
+        this.sharedWaiting.pop();
+        reject(unavailable('Hashing failed; retry the upload', err));
+      }
+    });
   }
 
   private wake(): void {
@@ -278,6 +319,7 @@ class ThreadHash implements ResumableHash {
 
   async update(chunk: Buffer): Promise<void> {
     this.check();
+    if (chunk.buffer instanceof SharedArrayBuffer) return this.updateShared(chunk);
     let offset = 0;
     while (offset < chunk.length) {
       if (this.slot < 0) {

@@ -4,7 +4,7 @@ import { AppError, badInput, conflict, notFound, tooLarge } from '@nondivy/error
 import type { Logger } from '@nondivy/log';
 import type { BlobStore, StagingState, StagingWriter } from './blob-store.js';
 import type { Actor, Library, NewItemInput } from './library.js';
-import { processHashes } from './hash.js';
+import { hashAndWrite, processHashes } from './hash.js';
 import type { ResumableHash, ResumableHashes } from './resumable-hash.js';
 
 /** What a finished resumable upload became (see `StoredUpload` in libs/contracts). */
@@ -381,20 +381,45 @@ export class ResumableUploads {
     }, Math.max(200, Math.floor(this.lockMs / 4)));
     renew.unref();
 
-    const checkpoint = async () => {
-      const added = await writer.sync();
-      pieces.push(...added);
-      const next = Date.now() + this.expiryMs;
-      const counted = deferred ? { owner: record.owner, maxBytes: this.maxUnfinishedBytes } : undefined;
-      const hashState = plain ? REHASH_STATE : Buffer.from(await hasher.save()).toString('base64');
-      const ok = await this.store.checkpoint(id, { from: durable, offset: position, hashState, token: writer.token, pieces: added, expiresAt: next, counted });
-      if (ok === 'bytes') {
-        throw tooLarge(`Your unfinished uploads would hold more than ${this.maxUnfinishedBytes} bytes, the most allowed: finish or delete some first; this one stays at ${durable} bytes`);
-      }
-      if (!ok) throw conflict('This upload changed or ended meanwhile');
-      durable = position;
-      expiresAt = next;
-      token = writer.token;
+    /**
+     * Records the bytes so far as durable. `behind` (a checkpoint within the body, where the store
+     * can do it: fs): the wait for the disk and the record run while the next bytes are written,
+     * rather than stalling the body at every checkpoint; one at a time, and any failure of it shows
+     * at the next checkpoint or at the end.
+     */
+    let inFlight: Promise<void> | null = null;
+    const settleBehind = async () => {
+      const pending = inFlight;
+      inFlight = null;
+      if (pending) await pending;
+    };
+    const checkpoint = async (behind = false) => {
+      await settleBehind();
+      const at = position;
+      // The hash's state after byte `at`: asked for now, before any later byte is given to it.
+      const saved = plain ? null : hasher.save();
+      saved?.catch(() => undefined);
+      const background = behind && writer.syncBehind !== undefined;
+      const synced: Promise<string[]> = background ? (await writer.syncBehind!()).durable : writer.sync();
+      synced.catch(() => undefined);
+      const commitCheckpoint = async () => {
+        const added = await synced;
+        pieces.push(...added);
+        const next = Date.now() + this.expiryMs;
+        const counted = deferred ? { owner: record.owner, maxBytes: this.maxUnfinishedBytes } : undefined;
+        const hashState = saved ? Buffer.from(await saved).toString('base64') : REHASH_STATE;
+        const ok = await this.store.checkpoint(id, { from: durable, offset: at, hashState, token: writer.token, pieces: added, expiresAt: next, counted });
+        if (ok === 'bytes') {
+          throw tooLarge(`Your unfinished uploads would hold more than ${this.maxUnfinishedBytes} bytes, the most allowed: finish or delete some first; this one stays at ${durable} bytes`);
+        }
+        if (!ok) throw conflict('This upload changed or ended meanwhile');
+        durable = at;
+        expiresAt = next;
+        token = writer.token;
+      };
+      if (!background) return commitCheckpoint();
+      inFlight = commitCheckpoint();
+      inFlight.catch(() => undefined);
     };
 
     const unit = writer.unit;
@@ -450,12 +475,11 @@ export class ResumableUploads {
         while (chunk.length > 0) {
           const take = Math.min(chunk.length, checkpointAt - position);
           const piece = take === chunk.length ? chunk : chunk.subarray(0, take);
-          await hasher.update(piece);
-          await writer.write(piece);
+          await hashAndWrite(hasher, (c) => writer.write(c), piece);
           position += piece.length;
           chunk = chunk.subarray(take);
           if (position === checkpointAt && position < length) {
-            await checkpoint();
+            await checkpoint(true);
             checkpointAt = nextStop(position);
           }
         }
@@ -463,8 +487,14 @@ export class ResumableUploads {
       if (deferred) {
         // The body ended: the whole file when the door says so (FTP: the data connection closed
         // cleanly and the session is still there), else an interruption whose bytes are kept.
-        if (!failure && !stopped && ended && (await ended())) return await this.finish(record, actor, writer, hasher, pieces, token, position);
-      } else if (position === length) return await this.finish(record, actor, writer, hasher, pieces, token);
+        if (!failure && !stopped && ended && (await ended())) {
+          await settleBehind();
+          return await this.finish(record, actor, writer, hasher, pieces, token, position);
+        }
+      } else if (position === length) {
+        await settleBehind();
+        return await this.finish(record, actor, writer, hasher, pieces, token);
+      }
       if (position > durable) await checkpoint();
       if (stopped) throw stopped;
       // The client is most likely gone; the answer (and the log) says where the upload stands.
@@ -486,6 +516,7 @@ export class ResumableUploads {
       }
       throw err;
     } finally {
+      await settleBehind().catch(() => undefined);
       clearInterval(renew);
       this.active.delete(stop);
       hasher.close();

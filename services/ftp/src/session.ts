@@ -6,6 +6,7 @@ import type { AuthService } from '@nondivy/auth';
 import type { Item, ItemKind, ItemPatch } from '@nondivy/contracts';
 import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
+import { socketChunks } from '@nondivy/runtime';
 import {
   requireAcceptedFilename,
   requireAcceptedFolder,
@@ -873,7 +874,7 @@ export class FtpSession {
       const interrupted = () => transfer.aborted() ?? (this.closed || this.peerEnded ? 'control connection closed' : null);
       let result;
       try {
-        result = await uploads.receiveAt(actor, where, from, {}, socket.iterator({ destroyOnReturn: false }), {
+        result = await uploads.receiveAt(actor, where, from, {}, socketChunks(socket) ?? socket.iterator({ destroyOnReturn: false }), {
           // A client that dies closes its data connection like a finished upload would: let the close
           // of the control connection, if it comes with it, be seen before taking it as the whole file.
           ended: async () => {
@@ -919,7 +920,7 @@ export class FtpSession {
       let staged;
       try {
         // Not destroyed when staging stops early (too large): the 552 goes out before the data connection drops.
-        staged = await library.stage(socket.iterator({ destroyOnReturn: false }));
+        staged = await library.stage(socketChunks(socket) ?? socket.iterator({ destroyOnReturn: false }));
       } catch (err) {
         if (isAppError(err) && err.kind === 'too_large') {
           throw new AppError('too_large', `Exceeded storage allocation: files are limited to ${this.ctx.maxUploadBytes} bytes; nothing was stored`);

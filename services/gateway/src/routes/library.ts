@@ -1,8 +1,9 @@
 import type { Multipart } from '@fastify/multipart';
 import { Facets, FolderList, FolderQuery, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
 import { AppError, badInput, notFound, tooLarge, unauthorized } from '@nondivy/errors';
+import { requestBody } from '@nondivy/runtime';
 import { decodeFormFilename, requireAcceptedFilename, requireAcceptedFolder, type StagedUpload } from '@nondivy/storage';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { sendContent } from '../content-response.js';
@@ -63,7 +64,7 @@ async function* fileBytes(file: NodeJS.ReadableStream & { truncated?: boolean })
 }
 
 /** The raw body's bytes, with stream failures (a client that went away, a body cut short) classified by `uploadError`. */
-async function* rawBytes(body: NodeJS.ReadableStream): AsyncGenerator<Buffer> {
+async function* rawBytes(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of body) yield chunk as Buffer;
   } catch (err) {
@@ -155,7 +156,7 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
  * `uploadTarget`) before a byte is stored, then the body streamed into the library (staged) as the
  * file's bytes. A body cut short or over the limit discards what was stored.
  */
-async function receiveRaw(req: FastifyRequest, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; folder: string; mimetype: string; fields: UploadFields }> {
+async function receiveRaw(req: FastifyRequest, reply: FastifyReply, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; folder: string; mimetype: string; fields: UploadFields }> {
   const query = { ...(req.query as Record<string, unknown>) };
   for (const [name, value] of Object.entries(query)) {
     if (Array.isArray(value)) throw badInput(`Field "${name.slice(0, 40)}" given twice`);
@@ -166,7 +167,7 @@ async function receiveRaw(req: FastifyRequest, deps: GatewayDeps): Promise<{ sta
   }
   const { filename: sent, filetype, ...fields } = parsed.data;
   const { filename, folder } = uploadTarget(sent, fields);
-  const staged = await deps.library.stage(rawBytes(req.raw));
+  const staged = await deps.library.stage(rawBytes(requestBody(req.raw, reply.raw)));
   return { staged, filename: filename!, folder, mimetype: filetype ?? '', fields };
 }
 
@@ -201,7 +202,7 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
       },
     },
     async (req, reply) => {
-      const { staged, filename, folder, mimetype, fields } = RAW_BODY.test(req.headers['content-type'] ?? '') ? await receiveRaw(req, deps) : await receiveUpload(req, deps);
+      const { staged, filename, folder, mimetype, fields } = RAW_BODY.test(req.headers['content-type'] ?? '') ? await receiveRaw(req, reply, deps) : await receiveUpload(req, deps);
       const { path: _relative, ...described } = fields;
       // The item carries its FTP path, as every later read of it shows it (a duplicate's name differs from its file name).
       const item = await staged.commit({ ...described, folder, filename, contentType: mimetype }, actorOf(req));

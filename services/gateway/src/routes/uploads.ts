@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { TUS_EXTENSIONS, TUS_VERSION, UploadId, UploadMetadata, parseUploadMetadata, type UploadItemInput } from '@nondivy/contracts';
 import { AppError, badInput, unauthorized } from '@nondivy/errors';
 import { sendProblem } from '@nondivy/http';
+import { requestBody } from '@nondivy/runtime';
 import { requireAcceptedFilename, requireAcceptedFolder, UploadLockedError, type AppendResult, type ResumableResult, type ResumableUploads } from '@nondivy/storage';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf } from '../plugins/authn.js';
@@ -105,8 +106,8 @@ export const uploadRoutes: FastifyPluginAsync<UploadRouteOptions> = async (app, 
   };
 
   /** Reads the request body into the upload; its client going away ends it (what came is kept). */
-  const appendBody = (req: FastifyRequest, id: string, offset: number): Promise<AppendResult> =>
-    uploads.append(id, actorOf(req), offset, req.raw, {
+  const appendBody = (req: FastifyRequest, reply: FastifyReply, id: string, offset: number): Promise<AppendResult> =>
+    uploads.append(id, actorOf(req), offset, requestBody(req.raw, reply.raw), {
       contentLength: contentLength(req),
       stop: (reason) => req.raw.destroy(reason),
     });
@@ -144,7 +145,7 @@ export const uploadRoutes: FastifyPluginAsync<UploadRouteOptions> = async (app, 
       let finished = record.finished;
       if (withBody) {
         try {
-          ({ offset, expiresAt, finished } = await appendBody(req, record.id, 0));
+          ({ offset, expiresAt, finished } = await appendBody(req, reply, record.id, 0));
         } catch (err) {
           return locked(reply, err);
         }
@@ -185,7 +186,7 @@ export const uploadRoutes: FastifyPluginAsync<UploadRouteOptions> = async (app, 
       const offset = lengthHeader(req, 'upload-offset');
       let result: AppendResult;
       try {
-        result = await appendBody(req, id, offset);
+        result = await appendBody(req, reply, id, offset);
       } catch (err) {
         return locked(reply, err);
       }
