@@ -25,6 +25,9 @@ export interface Session {
 const tokenHash = (token: string) => createHash('sha256').update(token).digest('base64url');
 const publicUser = (u: StoredUser): User => ({ username: u.username, role: u.role, createdAt: u.createdAt });
 
+/** Shared by every AuthService of the process (a standalone server runs the gateway's and the FTP service's). */
+const verified = new VerifiedPasswords();
+
 const defaultDelay = (failures: number) => Math.min(250 * 2 ** Math.min(failures - 1, 4), 4000);
 
 /**
@@ -34,7 +37,6 @@ const defaultDelay = (failures: number) => Math.min(250 * 2 ** Math.min(failures
  */
 export class AuthService {
   private dummyHash: Promise<string> | null = null;
-  private readonly verified = new VerifiedPasswords();
 
   constructor(private readonly options: AuthOptions) {}
 
@@ -81,7 +83,7 @@ export class AuthService {
     const user = await this.options.users.get(username.trim().toLowerCase());
     // Unknown users cost the same time as wrong passwords, so names cannot be probed by timing.
     this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
-    const ok = user ? await this.verified.verify(password, user.passwordHash) : await verifyPassword(password, await this.dummyHash);
+    const ok = user ? await verified.verify(password, user.passwordHash) : await verifyPassword(password, await this.dummyHash);
     if (!user || !ok) {
       const failures = await throttle.recordFailure(ip, this.options.lockSeconds);
       await new Promise((r) => setTimeout(r, (this.options.failureDelayMs ?? defaultDelay)(failures)));

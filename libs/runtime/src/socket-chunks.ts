@@ -113,10 +113,12 @@ class ChunkReader implements AsyncIterator<Buffer> {
     }
     if (ended) this.ended = true;
     const s = socket as unknown as Record<symbol, unknown>;
-    s[slots.generate] = () => this.batches[this.fill]!.subarray(this.filled);
+    // Once this reader is done with the socket, whoever reads it on (FTP drains the rest of a
+    // refused upload) gets its bytes taken and dropped here: a socket cannot go back to Node's reads.
+    s[slots.generate] = () => (this.stopped ? this.batches[0]! : this.batches[this.fill]!.subarray(this.filled));
     s[slots.buffer] = this.batches[this.fill]!.subarray(this.filled);
     s[slots.callback] = (nread: number) => {
-      if (this.stopped) return false;
+      if (this.stopped) return true;
       this.filled += this.clamp(nread);
       if (this.waiter || this.done()) this.hand();
       this.advance();
@@ -289,7 +291,26 @@ interface ParsedSocket extends Socket {
  */
 export function requestBody(req: IncomingMessage, res: ServerResponse): LentChunks {
   return {
-    [Symbol.asyncIterator]: () => takeBody(req, res) ?? (req[Symbol.asyncIterator]() as AsyncIterator<Buffer>),
+    [Symbol.asyncIterator]: () => {
+      let inner: AsyncIterator<Buffer> | null = null;
+      const open = async () => {
+        // Out of the parser's turn first: a handler may run while Node's parser is still going
+        // through the bytes of the read that brought the headers (it parses them all at once).
+        await new Promise((resolve) => setImmediate(resolve));
+        inner = takeBody(req, res) ?? (req[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
+        return inner;
+      };
+      let opening: Promise<AsyncIterator<Buffer>> | null = null;
+      const iterator: AsyncIterator<Buffer> & { inner(): AsyncIterator<Buffer> | null } = {
+        inner: () => inner,
+        next: async () => (inner ?? (await (opening ??= open()))).next(),
+        return: async () => {
+          const it = inner ?? (opening ? await opening : null);
+          return (await it?.return?.()) ?? { value: undefined, done: true };
+        },
+      };
+      return iterator;
+    },
   };
 }
 
@@ -326,4 +347,10 @@ function takeBody(req: IncomingMessage, res: ServerResponse): AsyncIterator<Buff
     return result;
   };
   return reader;
+}
+
+/** Whether an iterator of `requestBody` or `socketChunks` reads off its socket (for tests and logs). */
+export function readsDirect(iterator: AsyncIterator<Buffer>): boolean {
+  const inner = (iterator as { inner?: () => AsyncIterator<Buffer> | null }).inner?.() ?? iterator;
+  return inner instanceof ChunkReader;
 }

@@ -31,6 +31,9 @@ function fsError(err: unknown): unknown {
   return err;
 }
 
+/** A blob being written is synced behind the writes every this many bytes (see FsBlobWriter.write). */
+const SYNC_BEHIND_BYTES = 32 * 1024 * 1024;
+
 /** A chunk at least this large is written as it is (awaited) rather than gathered first. */
 const DIRECT_BYTES = 256 * 1024;
 
@@ -128,6 +131,9 @@ class FsBlobWriter implements BlobWriter {
   private opening: Promise<FileHandle> | null = null;
   private readonly out = new PositionalWriter(() => this.file(), 0);
   private done = false;
+  /** A data sync of what was written so far, running while more is written; where it was asked. */
+  private syncing: Promise<void> | null = null;
+  private syncedTo = 0;
 
   constructor(private readonly root: string) {
     const id = randomUUID();
@@ -150,12 +156,23 @@ class FsBlobWriter implements BlobWriter {
     } catch (err) {
       throw fsError(err);
     }
+    // Every SYNC_BEHIND_BYTES, the disk is asked to catch up while the body goes on, so that the
+    // sync before the answer only waits for the last stretch, not for the whole file.
+    if (!this.syncing && this.out.position - this.syncedTo >= SYNC_BEHIND_BYTES && this.handle) {
+      this.syncedTo = this.out.position;
+      const syncing = this.handle.datasync().finally(() => {
+        if (this.syncing === syncing) this.syncing = null;
+      });
+      syncing.catch(() => undefined);
+      this.syncing = syncing;
+    }
   }
 
   async finish(): Promise<void> {
     this.done = true;
     try {
       await this.out.flush();
+      await this.syncing;
       const h = await this.file();
       await h.sync();
       await h.close();
@@ -170,6 +187,7 @@ class FsBlobWriter implements BlobWriter {
   async abort(): Promise<void> {
     this.done = true;
     await this.out.quiet();
+    await this.syncing?.catch(() => undefined);
     await this.opening?.catch(() => undefined);
     await this.handle?.close().catch(() => undefined);
     this.handle = null;

@@ -15,9 +15,8 @@ export function processHashes(log: Logger): ResumableHashes {
 }
 
 /**
- * A SHA-256 for an upload hashed whole in one go (`Library.stage`: REST, FTP STOR): Node's own, on a
- * hash thread fed with reused batches, so that hashing runs beside the thread that receives and
- * writes the bytes rather than on it; inline when no thread can start.
+ * A SHA-256 for an upload hashed whole in one go (`Library.stage`: REST, FTP STOR): Node's own, on
+ * the thread that receives and writes the bytes (see `ResumableHashes.openPlain` for why).
  */
 export function openUploadHash(log: Logger): Promise<ResumableHash> {
   return processHashes(log).openPlain();

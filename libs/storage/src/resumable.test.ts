@@ -206,25 +206,32 @@ describe('ResumableUploads (fs)', () => {
     let release!: () => void;
     const stalled = new Promise<void>((r) => (release = r));
     let stopped: Error | null = null;
-    const first = uploads.append(
-      id,
-      alice,
-      0,
-      (async function* () {
-        yield data.subarray(0, 500);
-        await stalled;
-      })(),
-      { stop: (reason) => ((stopped = reason), release()) },
-    );
-    await new Promise((r) => setTimeout(r, 50));
-    await assert.rejects(uploads.append(id, alice, 0, body([])), (err: unknown) => err instanceof UploadLockedError);
-    assert.ok(store.wanted.has(id));
-    // Renewals come every 250 ms (lock 1 s); the holder yields once its client has been quiet for 2 s.
-    await assert.rejects(first, (err: AppError) => err.kind === 'conflict' && /took over/.test(err.message));
-    assert.ok(stopped);
-    assert.equal((await uploads.get(id, alice)).offset, 500);
-    const done = await uploads.append(id, alice, 500, body([data.subarray(500)]));
-    assert.equal((await library.get(done.finished!.itemId)).sha256, sha256(data));
+    // In a server the client's socket keeps the process alive while its request waits; here the
+    // client is a generator with no I/O, and the lock's renewal timer does not hold the process.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      const first = uploads.append(
+        id,
+        alice,
+        0,
+        (async function* () {
+          yield data.subarray(0, 500);
+          await stalled;
+        })(),
+        { stop: (reason) => ((stopped = reason), release()) },
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      await assert.rejects(uploads.append(id, alice, 0, body([])), (err: unknown) => err instanceof UploadLockedError);
+      assert.ok(store.wanted.has(id));
+      // Renewals come every 250 ms (lock 1 s); the holder yields once its client has been quiet for 2 s.
+      await assert.rejects(first, (err: AppError) => err.kind === 'conflict' && /took over/.test(err.message));
+      assert.ok(stopped);
+      assert.equal((await uploads.get(id, alice)).offset, 500);
+      const done = await uploads.append(id, alice, 500, body([data.subarray(500)]));
+      assert.equal((await library.get(done.finished!.itemId)).sha256, sha256(data));
+    } finally {
+      clearInterval(keepAlive);
+    }
   });
 
   it('terminate and sweep remove the staged bytes and the record; a finished upload answers as done', async () => {
