@@ -79,6 +79,8 @@ describe('raw-body upload', () => {
     const content = Buffer.from(await (await fetch(`${server.api}/library/${item.id}/content`)).arrayBuffer());
     assert.ok(content.equals(bytes), 'the bytes read back are the bytes sent');
     assert.match(res.headers, new RegExp(`location: /api/v1/library/${item.id}`, 'i'));
+    // The body was read off the socket rather than through Node's parser: the connection is not reused.
+    assert.match(res.headers, /^connection: close/im);
   });
 
   it('takes a relative path as a folder upload does, and an empty file', async () => {

@@ -25,7 +25,7 @@ import { Socket } from 'node:net';
  * given (see `LentChunks`), and its batch is read into again once the consumer asks for the next.
  * Batches are filled in turn; reading stops while the next one is still lent (back-pressure:
  * `socket.isPaused()` says so) and goes on once it is back. Memory per body: 1.5 MiB, whatever its
- * size.
+ * size (one batch, 512 KiB, while a body trickles in).
  */
 
 /**
@@ -67,7 +67,8 @@ function plainTcp(socket: Socket): boolean {
 }
 
 class ChunkReader implements AsyncIterator<Buffer> {
-  private readonly batches: Buffer[];
+  /** Allocated when first read into: a body that trickles in holds one, not three. */
+  private readonly batches: (Buffer | undefined)[] = new Array<Buffer | undefined>(BATCHES);
   /** Chunks of each batch with the consumer (queued or lent): a batch is read into only at 0. */
   private readonly out: number[] = new Array<number>(BATCHES).fill(0);
   private readonly ready: { index: number; chunk: Buffer }[] = [];
@@ -98,14 +99,12 @@ class ChunkReader implements AsyncIterator<Buffer> {
     ended: boolean,
   ) {
     this.left = length;
-    const shared = new SharedArrayBuffer(BATCHES * BATCH_BYTES);
-    this.batches = Array.from({ length: BATCHES }, (_, i) => Buffer.from(shared, i * BATCH_BYTES, BATCH_BYTES));
     // Bytes read before this took over (at most a few tens of KiB): copied in once.
     for (let chunk of head) {
       chunk = this.clamp(chunk);
       let offset = 0;
       while (offset < chunk.length) {
-        const n = chunk.copy(this.batches[this.fill]!, this.filled, offset);
+        const n = chunk.copy(this.batch(this.fill), this.filled, offset);
         this.filled += n;
         offset += n;
         this.advance();
@@ -115,8 +114,8 @@ class ChunkReader implements AsyncIterator<Buffer> {
     const s = socket as unknown as Record<symbol, unknown>;
     // Once this reader is done with the socket, whoever reads it on (FTP drains the rest of a
     // refused upload) gets its bytes taken and dropped here: a socket cannot go back to Node's reads.
-    s[slots.generate] = () => (this.stopped ? this.batches[0]! : this.batches[this.fill]!.subarray(this.filled));
-    s[slots.buffer] = this.batches[this.fill]!.subarray(this.filled);
+    s[slots.generate] = () => (this.stopped ? this.batch(0) : this.batch(this.fill).subarray(this.filled));
+    s[slots.buffer] = this.batch(this.fill).subarray(this.filled);
     s[slots.callback] = (nread: number) => {
       if (this.stopped) return true;
       this.filled += this.clamp(nread);
@@ -130,6 +129,10 @@ class ChunkReader implements AsyncIterator<Buffer> {
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
     this.flow();
+  }
+
+  private batch(index: number): Buffer {
+    return (this.batches[index] ??= Buffer.from(new SharedArrayBuffer(BATCH_BYTES)));
   }
 
   /** Of `n` bytes read, those of the body (a request's next one may follow its body). */
@@ -195,7 +198,7 @@ class ChunkReader implements AsyncIterator<Buffer> {
   private hand() {
     if (this.filled === this.start) return;
     this.out[this.fill]! += 1;
-    this.ready.push({ index: this.fill, chunk: this.batches[this.fill]!.subarray(this.start, this.filled) });
+    this.ready.push({ index: this.fill, chunk: this.batch(this.fill).subarray(this.start, this.filled) });
     this.start = this.filled;
   }
 
