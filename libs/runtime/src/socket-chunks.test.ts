@@ -121,6 +121,29 @@ describe('requestBody: an HTTP body read off its socket', () => {
     assert.equal(r.pausedSeen, true, 'the socket was paused while the reader was busy');
   });
 
+  it('a body that trickles in (64 KiB every few ms) is handed over as it comes, byte-exact', async () => {
+    const body = randomBytes(2 * MiB);
+    const head = Buffer.from(`POST /trickle HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n`);
+    const pieces = [head];
+    for (let at = 0; at < body.length; at += 64 * 1024) pieces.push(body.subarray(at, at + 64 * 1024));
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(site.port, '127.0.0.1');
+      const got: Buffer[] = [];
+      socket.on('data', (d) => got.push(d));
+      socket.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+      socket.on('error', reject);
+      socket.setTimeout(20_000, () => reject(new Error('no answer')));
+      socket.on('connect', async () => {
+        for (const p of pieces) {
+          socket.write(p);
+          await new Promise((r) => setTimeout(r, 3));
+        }
+      });
+    });
+    assert.ok(answer.includes(sha256(body)), answer.slice(0, 300));
+    assert.equal(site.received.at(-1)!.direct, true);
+  });
+
   it('takes exactly Content-Length bytes when more follow on the connection (a pipelined request)', async () => {
     const body = randomBytes(300_000);
     const head = Buffer.from(`POST /pipelined HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n`);

@@ -18,24 +18,29 @@ import { Socket } from 'node:net';
  * `useUserBuffer`), after checking that each is there. Where one is missing (another Node, a TLS
  * socket, a body already being read), the caller gets null and reads the stream as before.
  *
- * The kernel copies each read straight into one of three batches of 512 KiB in memory shared with
+ * The kernel copies each read straight into one of four batches of 512 KiB in memory shared with
  * the hash threads (see @nondivy/storage's hash.ts: a shared batch is hashed where it lies, and the
  * blob stores write it as it is), so no byte is copied by JavaScript on the way. The consumer gets
- * whole batches, or what has come so far when it is waiting, one at a time: a chunk is lent, not
- * given (see `LentChunks`), and its batch is read into again once the consumer asks for the next.
- * Batches are filled in turn; reading stops while the next one is still lent (back-pressure:
- * `socket.isPaused()` says so) and goes on once it is back. Memory per body: 1.5 MiB, whatever its
- * size (one batch, 512 KiB, while a body trickles in).
+ * whole batches, or what has come so far when it is waiting: a chunk is lent, not given (see
+ * `LentChunks`), and its batch is read into again once the consumer has asked for two more (one
+ * chunk is written to the file while the next is hashed). Batches are filled in turn; reading
+ * stops while the next one is still lent (back-pressure: `socket.isPaused()` says so) and goes on
+ * once it is back. Memory per body: 2 MiB, whatever its size (one batch, 512 KiB, while a body
+ * trickles in).
  */
 
 /**
- * Chunks of a body, each valid only until the next call to `next()` (or `return()`): a consumer
- * hashes and writes what it needs before asking for more. Every consumer of upload bodies does.
+ * Chunks of a body, each valid until the consumer has asked for two more (or calls `return()`, or
+ * the body ends): a consumer may write one chunk while it hashes the next, and is done with a chunk
+ * before it asks for the second after it. Every consumer of upload bodies is (see hashAndWrite in
+ * @nondivy/storage, and the blob writers' `write`).
  */
 export type LentChunks = AsyncIterable<Buffer>;
 
 const BATCH_BYTES = 512 * 1024;
-const BATCHES = 3;
+const BATCHES = 4;
+/** Chunks the consumer holds at once (see `LentChunks`). */
+const LENT = 2;
 /** A batch with less room than this left goes to the consumer rather than take a small read. */
 const MIN_READ_BYTES = 64 * 1024;
 
@@ -66,6 +71,9 @@ function plainTcp(socket: Socket): boolean {
   return socket instanceof Socket && socket.constructor === Socket && !(socket as { encrypted?: boolean }).encrypted;
 }
 
+/** The reader of each socket read this way, for `endDirectReads`. */
+const readers = new WeakMap<Socket, ChunkReader>();
+
 class ChunkReader implements AsyncIterator<Buffer> {
   /** Allocated when first read into: a body that trickles in holds one, not three. */
   private readonly batches: (Buffer | undefined)[] = new Array<Buffer | undefined>(BATCHES);
@@ -81,7 +89,10 @@ class ChunkReader implements AsyncIterator<Buffer> {
   private fill = 0;
   private filled = 0;
   private start = 0;
-  private lent = -1;
+  /** The batches of the chunks the consumer holds, oldest first. */
+  private readonly lent: number[] = [];
+  /** Where reads land once this reader is done (see `finish`): never a batch a chunk may still be in. */
+  private drain: Buffer | null = null;
   /** Bytes still expected (a request's Content-Length), or null: until the peer ends the connection. */
   private left: number | null;
   private ended = false;
@@ -114,7 +125,7 @@ class ChunkReader implements AsyncIterator<Buffer> {
     const s = socket as unknown as Record<symbol, unknown>;
     // Once this reader is done with the socket, whoever reads it on (FTP drains the rest of a
     // refused upload) gets its bytes taken and dropped here: a socket cannot go back to Node's reads.
-    s[slots.generate] = () => (this.stopped ? this.batch(0) : this.batch(this.fill).subarray(this.filled));
+    s[slots.generate] = () => (this.stopped ? (this.drain ??= Buffer.allocUnsafeSlow(MIN_READ_BYTES)) : this.batch(this.fill).subarray(this.filled));
     s[slots.buffer] = this.batch(this.fill).subarray(this.filled);
     s[slots.callback] = (nread: number) => {
       if (this.stopped) return true;
@@ -125,6 +136,7 @@ class ChunkReader implements AsyncIterator<Buffer> {
       return true;
     };
     (socket as unknown as { _handle: { useUserBuffer(b: Buffer): void } })._handle.useUserBuffer(s[slots.buffer] as Buffer);
+    readers.set(socket, this);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
@@ -158,10 +170,14 @@ class ChunkReader implements AsyncIterator<Buffer> {
     this.start = 0;
   }
 
-  /** Reads go on while there is room where the next one lands, and the body is not all in. */
+  /**
+   * Reads go on while the body is not all in and the next read has room: in the batch being
+   * filled, past what was handed over of it; a batch is entered (at 0) only once none of its
+   * chunks from the round before is with the consumer.
+   */
   private flow() {
     if (this.stopped || this.socket.destroyed) return;
-    const go = !this.done() && this.out[this.fill] === 0;
+    const go = !this.done() && (this.filled > 0 || this.out[this.fill] === 0);
     if (go === this.reading) return;
     this.reading = go;
     // Paused as a stream (not only stopped at the handle): the socket's owners see back-pressure.
@@ -209,22 +225,20 @@ class ChunkReader implements AsyncIterator<Buffer> {
     w?.();
   }
 
-  /** The lent chunk comes back: reading goes on if it was waiting for its batch. */
-  private giveBack() {
-    if (this.lent < 0) return;
-    this.out[this.lent]! -= 1;
-    this.lent = -1;
+  /** Lent chunks come back (all, or all but the newest `keep`): reading goes on if it was waiting. */
+  private giveBack(keep = 0) {
+    while (this.lent.length > keep) this.out[this.lent.shift()!]! -= 1;
     this.flow();
   }
 
   async next(): Promise<IteratorResult<Buffer>> {
-    this.giveBack();
+    this.giveBack(LENT - 1);
     for (;;) {
       // What has come so far, rather than wait for more: the consumer is idle.
       if (this.ready.length === 0) this.hand();
       const next = this.ready.shift();
       if (next) {
-        this.lent = next.index;
+        this.lent.push(next.index);
         return { value: next.chunk, done: false };
       }
       if (this.failure) {
@@ -246,7 +260,7 @@ class ChunkReader implements AsyncIterator<Buffer> {
   }
 
   /** Stops reading this body; the socket stays open (its owner closes it). */
-  private finish() {
+  finish() {
     if (this.stopped) return;
     this.stopped = true;
     this.socket.off('end', this.onEnd);
@@ -356,4 +370,13 @@ function takeBody(req: IncomingMessage, res: ServerResponse): AsyncIterator<Buff
 export function readsDirect(iterator: AsyncIterator<Buffer>): boolean {
   const inner = (iterator as { inner?: () => AsyncIterator<Buffer> | null }).inner?.() ?? iterator;
   return inner instanceof ChunkReader;
+}
+
+/**
+ * Ends the reading of a body off `socket` by its consumer, if one was reading it that way, when the
+ * consumer left without saying so (an upload refused mid-body): whoever reads the socket on then
+ * gets its bytes dropped (see `ChunkReader`), not stopped for want of room.
+ */
+export function endDirectReads(socket: Socket): void {
+  readers.get(socket)?.finish();
 }

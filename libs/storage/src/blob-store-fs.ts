@@ -38,11 +38,12 @@ const SYNC_BEHIND_BYTES = 32 * 1024 * 1024;
 const DIRECT_BYTES = 256 * 1024;
 
 /**
- * Writes a file at positions, never keeping a caller's chunk once `write` resolves (upload bodies
- * lend their chunks: see `LentChunks` in @nondivy/runtime). Large chunks go to the file as they are;
- * small ones (a stream's 16–64 KiB pieces) are copied into one of two reused buffers and go out
- * FLUSH_BYTES at a time, one write in flight while the other buffer fills. Memory: none for large
- * chunks, two buffers once small ones come, whatever the file's size.
+ * Writes a file at positions. Large chunks go to the file as they are, one write in flight while
+ * the caller goes on: a chunk is read until the next `write` or `flush` resolves, never later (upload
+ * bodies lend their chunks: see `LentChunks` in @nondivy/runtime). Small ones (a stream's 16–64 KiB
+ * pieces) are copied into one of two reused buffers and go out FLUSH_BYTES at a time, one write in
+ * flight while the other buffer fills. Memory: none for large chunks, two buffers once small ones
+ * come, whatever the file's size.
  */
 class PositionalWriter {
   private buffers: Buffer[] | null = null;
@@ -90,7 +91,10 @@ class PositionalWriter {
       const h = await this.file();
       const position = this.position;
       this.position += chunk.length;
-      await this.writeAll(h, chunk, position);
+      // In flight while the caller goes on (it hashes the next chunk meanwhile): the chunk is read
+      // until the next write or flush resolves, which is as long as a lent chunk stays valid.
+      this.inflight = this.writeAll(h, chunk, position);
+      this.inflight.catch(() => undefined);
       return;
     }
     this.buffers ??= [Buffer.allocUnsafeSlow(FLUSH_BYTES), Buffer.allocUnsafeSlow(FLUSH_BYTES)];

@@ -17,6 +17,11 @@ export interface BlobWriter {
   readonly key: string;
   /** What `BlobStore.discard` needs to clean up this write if its process dies (JSON). */
   readonly token: string;
+  /**
+   * Adds bytes (awaiting it gives back-pressure). The chunk may still be read after this resolves,
+   * until the next `write` (or what ends the writer: finish, sync, abort, close) resolves; never
+   * later, so that a chunk lent by an upload body (valid until two more are asked for) is safe.
+   */
   write(chunk: Buffer): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
@@ -75,6 +80,11 @@ export interface StagingWriter {
   readonly unit: number;
   /** The token to record from now on (s3: the multipart upload's id, once started). */
   readonly token: string;
+  /**
+   * Adds bytes (awaiting it gives back-pressure). The chunk may still be read after this resolves,
+   * until the next `write` (or what ends the writer: finish, sync, abort, close) resolves; never
+   * later, so that a chunk lent by an upload body (valid until two more are asked for) is safe.
+   */
   write(chunk: Buffer): Promise<void>;
   /**
    * Makes everything written durable; returns the pieces that became durable since the last call.

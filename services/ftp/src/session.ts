@@ -6,7 +6,7 @@ import type { AuthService } from '@nondivy/auth';
 import type { Item, ItemKind, ItemPatch } from '@nondivy/contracts';
 import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import { socketChunks } from '@nondivy/runtime';
+import { endDirectReads, socketChunks } from '@nondivy/runtime';
 import {
   requireAcceptedFilename,
   requireAcceptedFolder,
@@ -1039,6 +1039,8 @@ function stripTelnet(line: Buffer): Buffer {
 
 /** Reads and drops what a socket sends until it ends or `ms` pass. */
 function discardUntilEnd(socket: Socket, ms: number): Promise<void> {
+  // Already over: the client sent the rest and its end before the refusal was made.
+  if (socket.destroyed || socket.readableEnded) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     function done() {
@@ -1047,6 +1049,8 @@ function discardUntilEnd(socket: Socket, ms: number): Promise<void> {
     }
     socket.once('end', done);
     socket.once('close', done);
+    // A body read off the socket (socketChunks) that its upload left unfinished: read on, dropped.
+    endDirectReads(socket);
     socket.on('data', () => undefined);
     socket.resume();
   });
