@@ -145,7 +145,8 @@ describe('FTP and HTTP over one library (fs driver)', () => {
 
   it('active mode: PORT and EPRT to the client itself work (curl -P)', BOUNDED, async () => {
     const bytes = randomBytes(500_000);
-    await upload(s.server.api, s.admin, bytes, 'active.bin');
+    const up = await upload(s.server.api, s.admin, bytes, 'active.bin');
+    assert.equal(up.status, 201, await up.text());
     const viaEprt = curlFtp(['-P', '127.0.0.1', `${ftp}/library/other/active.bin`]);
     assert.equal(viaEprt.status, 0, viaEprt.trace);
     assert.match(viaEprt.trace, /> EPRT \|1\|127\.0\.0\.1\|/);
