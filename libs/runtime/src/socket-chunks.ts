@@ -71,9 +71,6 @@ function plainTcp(socket: Socket): boolean {
   return socket instanceof Socket && socket.constructor === Socket && !(socket as { encrypted?: boolean }).encrypted;
 }
 
-/** The reader of each socket read this way, for `endDirectReads`. */
-const readers = new WeakMap<Socket, ChunkReader>();
-
 class ChunkReader implements AsyncIterator<Buffer> {
   /** Allocated when first read into: a body that trickles in holds one, not three. */
   private readonly batches: (Buffer | undefined)[] = new Array<Buffer | undefined>(BATCHES);
@@ -136,7 +133,6 @@ class ChunkReader implements AsyncIterator<Buffer> {
       return true;
     };
     (socket as unknown as { _handle: { useUserBuffer(b: Buffer): void } })._handle.useUserBuffer(s[slots.buffer] as Buffer);
-    readers.set(socket, this);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
@@ -260,7 +256,7 @@ class ChunkReader implements AsyncIterator<Buffer> {
   }
 
   /** Stops reading this body; the socket stays open (its owner closes it). */
-  finish() {
+  private finish() {
     if (this.stopped) return;
     this.stopped = true;
     this.socket.off('end', this.onEnd);
@@ -370,13 +366,4 @@ function takeBody(req: IncomingMessage, res: ServerResponse): AsyncIterator<Buff
 export function readsDirect(iterator: AsyncIterator<Buffer>): boolean {
   const inner = (iterator as { inner?: () => AsyncIterator<Buffer> | null }).inner?.() ?? iterator;
   return inner instanceof ChunkReader;
-}
-
-/**
- * Ends the reading of a body off `socket` by its consumer, if one was reading it that way, when the
- * consumer left without saying so (an upload refused mid-body): whoever reads the socket on then
- * gets its bytes dropped (see `ChunkReader`), not stopped for want of room.
- */
-export function endDirectReads(socket: Socket): void {
-  readers.get(socket)?.finish();
 }

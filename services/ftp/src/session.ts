@@ -6,7 +6,7 @@ import type { AuthService } from '@nondivy/auth';
 import type { Item, ItemKind, ItemPatch } from '@nondivy/contracts';
 import { AppError, isAppError } from '@nondivy/errors';
 import type { Logger } from '@nondivy/log';
-import { endDirectReads, socketChunks } from '@nondivy/runtime';
+import { socketChunks } from '@nondivy/runtime';
 import {
   requireAcceptedFilename,
   requireAcceptedFolder,
@@ -873,8 +873,9 @@ export class FtpSession {
     await this.withData(async (socket, transfer) => {
       const interrupted = () => transfer.aborted() ?? (this.closed || this.peerEnded ? 'control connection closed' : null);
       let result;
+      const direct = socketChunks(socket);
       try {
-        result = await uploads.receiveAt(actor, where, from, {}, socketChunks(socket) ?? socket.iterator({ destroyOnReturn: false }), {
+        result = await uploads.receiveAt(actor, where, from, {}, direct ?? socket.iterator({ destroyOnReturn: false }), {
           // A client that dies closes its data connection like a finished upload would: let the close
           // of the control connection, if it comes with it, be seen before taking it as the whole file.
           ended: async () => {
@@ -886,6 +887,9 @@ export class FtpSession {
           stop: () => socket.destroy(),
         });
       } catch (err) {
+        // A refusal mid-body leaves the body unread: done with it, so that the drain before the
+        // answer (discardUntilEnd) reads the rest and drops it.
+        await direct?.[Symbol.asyncIterator]().return?.();
         const why = interrupted();
         if (why) throw new Error(why);
         throw await this.uploadFailure(err, actor, where, target.path);
@@ -1049,8 +1053,6 @@ function discardUntilEnd(socket: Socket, ms: number): Promise<void> {
     }
     socket.once('end', done);
     socket.once('close', done);
-    // A body read off the socket (socketChunks) that its upload left unfinished: read on, dropped.
-    endDirectReads(socket);
     socket.on('data', () => undefined);
     socket.resume();
   });
