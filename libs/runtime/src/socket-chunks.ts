@@ -327,6 +327,17 @@ export function requestBody(req: IncomingMessage, res: ServerResponse): LentChun
   };
 }
 
+/**
+ * The body of a request read off its socket as `requestBody` does, or null (without touching the
+ * body) where it cannot be (chunked, TLS, HTTP/2, a body already being read, another Node): for a
+ * route that reads such bodies another way. Decided out of the parser's turn, as `requestBody` does.
+ */
+export async function directRequestBody(req: IncomingMessage, res: ServerResponse): Promise<LentChunks | null> {
+  await new Promise((resolve) => setImmediate(resolve));
+  const reader = takeBody(req, res);
+  return reader ? { [Symbol.asyncIterator]: () => reader } : null;
+}
+
 function takeBody(req: IncomingMessage, res: ServerResponse): AsyncIterator<Buffer> | null {
   const socket = req.socket as ParsedSocket;
   const length = Number(req.headers['content-length']);

@@ -14,7 +14,7 @@ import { authRoutes } from './routes/auth.js';
 import { deviceRoutes } from './routes/devices.js';
 import { federationRoutes, peerRoutes } from './routes/federation.js';
 import { eventRoutes } from './routes/events.js';
-import { libraryRoutes } from './routes/library.js';
+import { libraryRoutes, UPLOAD_FORM_LIMITS } from './routes/library.js';
 import { uploadRoutes } from './routes/uploads.js';
 import { guardSlowClients, slowClientServerOptions } from './plugins/slow-clients.js';
 import { findWebRoot, webApp } from './web/static.js';
@@ -88,12 +88,12 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     preservePath: true,
     limits: {
       fileSize: config.library.maxUploadBytes,
-      files: 1,
-      fields: 8,
-      parts: 12,
-      fieldNameSize: 64,
-      fieldSize: 16 * 1024,
-      headerPairs: 32,
+      files: UPLOAD_FORM_LIMITS.files,
+      fields: UPLOAD_FORM_LIMITS.fields,
+      parts: UPLOAD_FORM_LIMITS.parts,
+      fieldNameSize: UPLOAD_FORM_LIMITS.fieldNameBytes,
+      fieldSize: UPLOAD_FORM_LIMITS.fieldBytes,
+      headerPairs: UPLOAD_FORM_LIMITS.headerPairs,
     },
   });
 

@@ -1,7 +1,8 @@
 import type { Multipart } from '@fastify/multipart';
 import { Facets, FolderList, FolderQuery, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
 import { AppError, badInput, notFound, tooLarge, unauthorized } from '@nondivy/errors';
-import { requestBody } from '@nondivy/runtime';
+import { boundaryOf, formParts, MultipartError, type FormPart, type MultipartLimits } from '@nondivy/http';
+import { directRequestBody, requestBody } from '@nondivy/runtime';
 import { decodeFormFilename, requireAcceptedFilename, requireAcceptedFolder, type StagedUpload } from '@nondivy/storage';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -18,6 +19,19 @@ export interface LibraryRouteOptions {
 
 /** Room for multipart boundaries and the small text fields around the file. */
 const MULTIPART_OVERHEAD = 256 * 1024;
+/**
+ * What a multipart upload may hold besides its file's bytes: both readers (ours off the socket,
+ * @fastify/multipart's for other bodies, registered in app.ts) take these.
+ */
+export const UPLOAD_FORM_LIMITS: MultipartLimits = {
+  headerBytes: 16 * 1024,
+  headerPairs: 32,
+  parts: 12,
+  files: 1,
+  fields: 8,
+  fieldNameBytes: 64,
+  fieldBytes: 16 * 1024,
+};
 const TEXT_FIELDS = new Set(['title', 'kind', 'tags', 'description', 'folder', 'path']);
 const MULTIPART = /^multipart\/form-data\s*;/i;
 /** A raw-body upload: the body is the file's bytes, its name and fields in the query string. */
@@ -46,6 +60,9 @@ const ContentQuery = z.strictObject({ download: z.enum(['0', '1']).optional() })
  */
 function uploadError(err: unknown, truncated: boolean): unknown {
   if (truncated) return tooLarge('The file is larger than the upload limit');
+  if (err instanceof MultipartError) {
+    return err.status === 413 ? tooLarge(`The upload holds ${err.message}`) : badInput(`Malformed or incomplete multipart body (${err.message.slice(0, 120)})`);
+  }
   if (err instanceof AppError || typeof (err as { statusCode?: unknown })?.statusCode === 'number') return err;
   if (err instanceof Error && (err.constructor === Error || (err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.name === 'AbortError')) {
     return badInput(`Malformed or incomplete multipart body (${err.message.slice(0, 120)})`);
@@ -102,6 +119,27 @@ function uploadTarget(sent: string | null, fields: { folder?: string; path?: str
 }
 
 /**
+ * The parts of a multipart upload. A body with a Content-Length over plain HTTP/1.1 (what curl -F,
+ * browsers' forms and most clients send) is read off the socket into reused buffers and parsed
+ * there (`formParts`: the file's bytes go to the library as views of those buffers, never copied by
+ * JavaScript); any other body (chunked, TLS) through @fastify/multipart's stream parser, with the
+ * same limits.
+ */
+async function uploadParts(req: FastifyRequest, reply: FastifyReply): Promise<AsyncIterable<FormPart>> {
+  const boundary = boundaryOf(req.headers['content-type'] ?? '');
+  const direct = await directRequestBody(req.raw, reply.raw);
+  return direct ? formParts(direct, boundary, UPLOAD_FORM_LIMITS) : streamedParts(req);
+}
+
+/** @fastify/multipart's parts as `FormPart`s, its stream failures classified by `uploadError`. */
+async function* streamedParts(req: FastifyRequest): AsyncGenerator<FormPart> {
+  for await (const part of req.parts() as AsyncIterable<Multipart>) {
+    if (part.type === 'file') yield { type: 'file', name: part.fieldname, filename: part.filename ?? '', mimetype: part.mimetype, bytes: fileBytes(part.file) };
+    else yield { type: 'field', name: part.fieldname, value: String(part.value), mimetype: part.mimetype };
+  }
+}
+
+/**
  * Reads the multipart upload: exactly one `file` part plus optional text fields, in any order. The
  * file streams straight into the library (staged); it becomes an item only once every field is
  * read and valid. Anything else — an unknown part, a second file, a bad field — discards it. The
@@ -109,7 +147,7 @@ function uploadTarget(sent: string | null, fields: { folder?: string; path?: str
  * that decide them came first, else once they are read: a name or folder the library would change is
  * refused (400, `acceptedName` or `acceptedFolder` in the problem), as FTP refuses it.
  */
-async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; folder: string; mimetype: string; fields: UploadFields }> {
+async function receiveUpload(req: FastifyRequest, reply: FastifyReply, deps: GatewayDeps): Promise<{ staged: StagedUpload; filename: string; folder: string; mimetype: string; fields: UploadFields }> {
   let staged: StagedUpload | undefined;
   let sent: string | null = null;
   let mimetype = '';
@@ -124,9 +162,9 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
     return parsed.data;
   };
   try {
-    for await (const part of req.parts() as AsyncIterable<Multipart>) {
+    for await (const part of await uploadParts(req, reply)) {
       if (part.type === 'file') {
-        if (part.fieldname !== 'file') throw badInput(`Unexpected file part "${part.fieldname.slice(0, 40)}"; send the file as "file"`);
+        if (part.name !== 'file') throw badInput(`Unexpected file part "${part.name.slice(0, 40)}"; send the file as "file"`);
         if (staged) throw badInput('Send exactly one file per upload');
         sent = decodeFormFilename(part.filename);
         mimetype = part.mimetype;
@@ -134,11 +172,11 @@ async function receiveUpload(req: FastifyRequest, deps: GatewayDeps): Promise<{ 
         // `path` field is still to come (it is then checked once the fields are read).
         const early = parseFields();
         if (early.path !== undefined || !/[\\/]/.test(sent)) uploadTarget(sent, early);
-        staged = await deps.library.stage(fileBytes(part.file));
+        staged = await deps.library.stage(part.bytes);
       } else {
-        if (!TEXT_FIELDS.has(part.fieldname)) throw badInput(`Unknown field "${part.fieldname.slice(0, 40)}"`);
-        if (part.fieldname in raw) throw badInput(`Field "${part.fieldname}" given twice`);
-        raw[part.fieldname] = String(part.value);
+        if (!TEXT_FIELDS.has(part.name)) throw badInput(`Unknown field "${part.name.slice(0, 40)}"`);
+        if (part.name in raw) throw badInput(`Field "${part.name}" given twice`);
+        raw[part.name] = part.value;
       }
     }
     if (!staged || sent === null) throw badInput('No file part: send the file as the multipart field "file"');
@@ -202,7 +240,7 @@ export const libraryRoutes: FastifyPluginAsyncZod<LibraryRouteOptions> = async (
       },
     },
     async (req, reply) => {
-      const { staged, filename, folder, mimetype, fields } = RAW_BODY.test(req.headers['content-type'] ?? '') ? await receiveRaw(req, reply, deps) : await receiveUpload(req, deps);
+      const { staged, filename, folder, mimetype, fields } = RAW_BODY.test(req.headers['content-type'] ?? '') ? await receiveRaw(req, reply, deps) : await receiveUpload(req, reply, deps);
       const { path: _relative, ...described } = fields;
       // The item carries its FTP path, as every later read of it shows it (a duplicate's name differs from its file name).
       const item = await staged.commit({ ...described, folder, filename, contentType: mimetype }, actorOf(req));
