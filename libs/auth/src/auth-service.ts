@@ -35,9 +35,14 @@ const defaultDelay = (failures: number) => Math.min(250 * 2 ** Math.min(failures
  * address: each failure is answered more slowly, and past `maxFailures` the address is refused
  * (`rate_limited`) until the window passes. Session tokens are random; only their hash is stored.
  */
-export class AuthService {
-  private dummyHash: Promise<string> | null = null;
+/**
+ * The hash an unknown user's password is checked against (so that names cannot be probed by timing):
+ * one per process, made when first needed — not at a known user's first login, which would pay
+ * a second scrypt for nothing (in a standalone server, the FTP service's first login did).
+ */
+let dummyHash: Promise<string> | null = null;
 
+export class AuthService {
   constructor(private readonly options: AuthOptions) {}
 
   /**
@@ -82,8 +87,7 @@ export class AuthService {
     }
     const user = await this.options.users.get(username.trim().toLowerCase());
     // Unknown users cost the same time as wrong passwords, so names cannot be probed by timing.
-    this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
-    const ok = user ? await verified.verify(password, user.passwordHash) : await verifyPassword(password, await this.dummyHash);
+    const ok = user ? await verified.verify(password, user.passwordHash) : await verifyPassword(password, await (dummyHash ??= hashPassword(randomBytes(16).toString('hex'))));
     if (!user || !ok) {
       const failures = await throttle.recordFailure(ip, this.options.lockSeconds);
       await new Promise((r) => setTimeout(r, (this.options.failureDelayMs ?? defaultDelay)(failures)));
