@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from '../tests/helpers/ports.js';
@@ -163,23 +163,40 @@ async function ours(h: FtpBenchHelpers, driver: Driver, file: string): Promise<{
  * A throwaway vsftpd in the foreground: anonymous upload and download in a folder of the work dir (the
  * same file system as the blobs), the same curl commands as for ours. Says why when it cannot run.
  */
-/**
- * Writes `bytes` of zeros to a file in `dir` and deletes it: run just before a measured upload so
- * that each one finds the memory it writes into the page cache in the same state. On a virtual
- * machine that hands freed memory back to its host (free page reporting), copying into pages the
- * guest does not hold costs several times as much: measured here, the door timed after others
- * paid up to 1.4 CPU-seconds per GiB more in that one copy, whatever the door.
- */
-export function primePageCache(dir: string, bytes: number): void {
-  const path = join(dir, `prime-${process.pid}.bin`);
+/** Writes `bytes` of zeros to a new file in `dir`, synced (`fdatasync`) or not, deletes it and returns the rate in MiB/s. */
+function writeZeros(dir: string, bytes: number, sync: boolean): number {
+  const path = join(dir, `zeros-${process.pid}.bin`);
   const block = Buffer.alloc(MiB);
+  const started = performance.now();
   const fd = openSync(path, 'w');
   try {
     for (let done = 0; done < bytes; done += block.length) writeSync(fd, block, 0, Math.min(block.length, bytes - done));
+    if (sync) fdatasyncSync(fd);
   } finally {
     closeSync(fd);
-    rmSync(path, { force: true });
   }
+  const ms = performance.now() - started;
+  rmSync(path, { force: true });
+  return rate(bytes, ms);
+}
+
+/**
+ * Run just before a measured upload: writes and deletes as many bytes as it stores, so that each
+ * upload finds the memory it writes into the page cache in the same state. On a virtual machine
+ * that hands freed memory back to its host (free page reporting), copying into pages the guest does
+ * not hold costs several times as much (measured here: the door timed after others paid up to
+ * 1.4 CPU-seconds per GiB more in that one copy, whatever the door).
+ */
+export function primePageCache(dir: string, bytes: number): void {
+  writeZeros(dir, bytes, false);
+}
+
+/**
+ * The disk's rate for bytes made durable (written, then `fdatasync`), in MiB/s: the ceiling of an
+ * upload answered only once its bytes are on disk, as Nondivy's are (vsftpd does not sync).
+ */
+export function diskSyncedRate(dir: string, bytes: number): number {
+  return writeZeros(dir, bytes, true);
 }
 
 export async function vsftpd(
