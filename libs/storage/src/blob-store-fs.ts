@@ -50,6 +50,8 @@ class PositionalWriter {
   private current = 0;
   private filled = 0;
   private inflight: Promise<void> | null = null;
+  /** Whether the write in flight reads the caller's chunk (not one of the buffers here). */
+  private inflightLent = false;
 
   constructor(
     private readonly file: () => Promise<FileHandle>,
@@ -66,6 +68,7 @@ class PositionalWriter {
   private async settle(): Promise<void> {
     const inflight = this.inflight;
     this.inflight = null;
+    this.inflightLent = false;
     if (inflight) await inflight;
   }
 
@@ -94,9 +97,13 @@ class PositionalWriter {
       // In flight while the caller goes on (it hashes the next chunk meanwhile): the chunk is read
       // until the next write or flush resolves, which is as long as a lent chunk stays valid.
       this.inflight = this.writeAll(h, chunk, position);
+      this.inflightLent = true;
       this.inflight.catch(() => undefined);
       return;
     }
+    // The previous chunk, if it is being written as it is, must be done with before this write
+    // resolves (the caller may then be lent a chunk in its place), even though this one is only copied.
+    if (this.inflightLent) await this.settle();
     this.buffers ??= [Buffer.allocUnsafeSlow(FLUSH_BYTES), Buffer.allocUnsafeSlow(FLUSH_BYTES)];
     let offset = 0;
     while (offset < chunk.length) {
@@ -122,6 +129,7 @@ class PositionalWriter {
   async quiet(): Promise<void> {
     await this.inflight?.catch(() => undefined);
     this.inflight = null;
+    this.inflightLent = false;
     this.filled = 0;
   }
 }
