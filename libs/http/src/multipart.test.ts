@@ -249,6 +249,42 @@ describe('formParts', () => {
     }
   });
 
+  it('reads no second chunk of the body for one ask of the file\'s consumer (a chunk holding only the start of a delimiter)', async () => {
+    /** The pieces given, lent in two buffers in turn (each written over when the second piece after it is asked for). */
+    const lentPieces = (pieces: string[]): AsyncIterable<Buffer> => {
+      const buffers = [Buffer.alloc(4096), Buffer.alloc(4096)];
+      return {
+        async *[Symbol.asyncIterator]() {
+          for (let k = 0; k < pieces.length; k++) {
+            const buffer = buffers[k % 2]!.fill(0xee);
+            yield buffer.subarray(0, buffer.write(pieces[k]!, 'latin1'));
+          }
+        },
+      };
+    };
+    const H = `--${B}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n`;
+    const cases: [string[], string][] = [
+      [[`${H}HELLO\r\n-`, '-ab', 'X-WORLD', `\r\n--${B}--`], 'HELLO\r\n--abX-WORLD'],
+      [[`${H}HELLO`, '\r\n--ab', `c123--`], 'HELLO'],
+      [[`${H}HELLO`, '\r', '\n', '-', `-${B}`, '--'], 'HELLO'],
+    ];
+    for (const [pieces, file] of cases) {
+      const got: Buffer[] = [];
+      for await (const part of formParts(lentPieces(pieces), B, LIMITS)) {
+        if (part.type !== 'file') continue;
+        let previous: { chunk: Buffer; copy: Buffer } | null = null;
+        for await (const chunk of part.bytes) {
+          if (previous) assert.ok(previous.chunk.equals(previous.copy), `${JSON.stringify(pieces)}: a chunk changed before two more were asked for`);
+          previous = { chunk, copy: Buffer.from(chunk) };
+          got.push(previous.copy);
+        }
+        // The consumer is done with its last chunk only once the part has ended.
+        if (previous) assert.ok(previous.chunk.equals(previous.copy), `${JSON.stringify(pieces)}: the last chunk changed before the part ended`);
+      }
+      assert.equal(Buffer.concat(got).toString('latin1'), file);
+    }
+  });
+
   it('fails on a body cut short inside the file, and on a file part left unread', async () => {
     const whole = body(fileHead('a.bin'), randomBytes(5000));
     const read = async (parts: AsyncIterable<FormPart>, readFile: boolean) => {

@@ -363,6 +363,7 @@ export class MultipartParser {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NOTHING: MultipartEvent = { type: 'data', chunk: EMPTY };
 const HEADERS_END = Buffer.from('\r\n\r\n', 'latin1');
 
 export type FormPart =
@@ -384,10 +385,18 @@ export async function* formParts(body: AsyncIterable<Buffer>, boundary: string, 
   let events: MultipartEvent[] = [];
   let next = 0;
   let ended = false;
-  /** The next event, reading more of the body when none is left; null once the body has ended. */
-  const event = async (): Promise<MultipartEvent | null> => {
+  /**
+   * The next event, reading more of the body when none is left; null once the body has ended.
+   * Within a file (`inFile`), at most one chunk of the body is read per call: a chunk that brings no
+   * event (the beginning of a delimiter, held back) gives an empty one instead, so that the file's
+   * consumer asks again before another chunk is read — the chunk its last bytes came from stays
+   * valid until it has asked for two more, as the body promised.
+   */
+  const event = async (inFile = false): Promise<MultipartEvent | null> => {
+    let reads = 0;
     while (next >= events.length) {
       if (ended || parser.done) return null;
+      if (inFile && reads++ > 0) return NOTHING;
       events = [];
       next = 0;
       const read = await source.next();
@@ -407,7 +416,7 @@ export async function* formParts(body: AsyncIterable<Buffer>, boundary: string, 
       } else if (e.type === 'file') {
         let whole = false;
         const bytes = async function* (): AsyncGenerator<Buffer> {
-          for (let d = await event(); d !== null; d = await event()) {
+          for (let d = await event(true); d !== null; d = await event(true)) {
             if (d.type === 'fileEnd') {
               whole = true;
               return;
