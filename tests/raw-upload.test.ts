@@ -219,6 +219,20 @@ describe('multipart upload read off the socket', () => {
     await assertNothingLeft(s);
   });
 
+  it('a field over 16 KiB is refused with 413 both ways (not cut short), keeping nothing', async () => {
+    const s = snap();
+    const file = join(data.path, 'small.bin');
+    writeFileSync(file, randomBytes(1000));
+    const long = join(data.path, 'long.txt');
+    writeFileSync(long, 'd'.repeat(16 * 1024 + 1));
+    for (const chunked of [false, true]) {
+      const res = curl(['-X', 'POST', '-F', `description=<${long}`, '-F', `file=@${file};filename=a.bin`, ...(chunked ? ['-H', 'transfer-encoding: chunked'] : []), '-H', `authorization: Bearer ${token}`, `${server.api}/library`]);
+      assert.equal(res.status, 413, `${chunked ? 'chunked' : 'with a length'}: ${res.body.toString()}`);
+      assert.match(res.body.toString(), /description.*larger than 16384 bytes/);
+    }
+    await assertNothingLeft(s);
+  });
+
   it('a file over the limit in a body announced within it is cut off with 413, keeping nothing', async () => {
     const s = snap();
     const head = `--big\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n`;

@@ -135,7 +135,13 @@ async function uploadParts(req: FastifyRequest, reply: FastifyReply): Promise<As
 async function* streamedParts(req: FastifyRequest): AsyncGenerator<FormPart> {
   for await (const part of req.parts() as AsyncIterable<Multipart>) {
     if (part.type === 'file') yield { type: 'file', name: part.fieldname, filename: part.filename ?? '', mimetype: part.mimetype, bytes: fileBytes(part.file) };
-    else yield { type: 'field', name: part.fieldname, value: String(part.value), mimetype: part.mimetype };
+    else {
+      // Refused as the parser off the socket refuses them, rather than cut short silently.
+      if (part.fieldnameTruncated) throw badInput(`Malformed or incomplete multipart body (a part's name is longer than ${UPLOAD_FORM_LIMITS.fieldNameBytes} bytes)`);
+      if (part.valueTruncated) throw tooLarge(`The upload holds the field "${part.fieldname.slice(0, 40)}" larger than ${UPLOAD_FORM_LIMITS.fieldBytes} bytes`);
+      // A field sent as application/json arrives parsed: its text again.
+      yield { type: 'field', name: part.fieldname, value: typeof part.value === 'string' ? part.value : JSON.stringify(part.value), mimetype: part.mimetype };
+    }
   }
 }
 
