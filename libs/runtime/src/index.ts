@@ -134,4 +134,4 @@ export async function waitForBlobStore(blobs: BlobStore, log: Logger, timeoutMs 
   }
 }
 export { freeLoopbackPort } from './free-port.js';
-export { directRequestBody, readsDirect, requestBody, socketChunks, type LentChunks } from './socket-chunks.js';
+export { directRequestBody, lingerAfter, readsDirect, requestBody, socketChunks, type LentChunks } from './socket-chunks.js';

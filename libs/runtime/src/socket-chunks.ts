@@ -96,6 +96,8 @@ class ChunkReader implements AsyncIterator<Buffer> {
   private failure: Error | null = null;
   private waiter: (() => void) | null = null;
   private stopped = false;
+  /** While lingering (see `linger`): told of each read dropped. */
+  private discarded: ((n: number) => void) | null = null;
   /** Whether this last resumed (true) or paused (false) the socket; null before the first. */
   private reading: boolean | null = null;
 
@@ -125,7 +127,10 @@ class ChunkReader implements AsyncIterator<Buffer> {
     s[slots.generate] = () => (this.stopped ? (this.drain ??= Buffer.allocUnsafeSlow(MIN_READ_BYTES)) : this.batch(this.fill).subarray(this.filled));
     s[slots.buffer] = this.batch(this.fill).subarray(this.filled);
     s[slots.callback] = (nread: number) => {
-      if (this.stopped) return true;
+      if (this.stopped) {
+        this.discarded?.(this.clamp(nread));
+        return true;
+      }
       this.filled += this.clamp(nread);
       if (this.waiter || this.done()) this.hand();
       this.advance();
@@ -255,6 +260,44 @@ class ChunkReader implements AsyncIterator<Buffer> {
     return { value: undefined, done: true };
   }
 
+  /**
+   * For a request whose reader stopped before the end of its body (a refused upload): the rest of
+   * the body is read and dropped, and when Node closes the connection after the answer (it does: the
+   * answer says `Connection: close`), it first ends its side and goes on dropping what comes until
+   * the client ends too, the body is all in, or `ms` have passed (nginx's lingering close). Closing a
+   * socket with bytes unread resets the connection, and a client still sending would lose the answer
+   * it has not read yet. Nothing is kept meanwhile (reads land in one 64 KiB buffer).
+   */
+  linger(ms: number): void {
+    if (this.left === null || this.done() || this.socket.destroyed) return;
+    this.finish();
+    const socket = this.socket as Socket & { destroySoon?: () => void };
+    const destroySoon = socket.destroySoon;
+    let closing = false;
+    const timer = setTimeout(() => socket.destroy(), ms);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    const allIn = () => {
+      this.discarded = null;
+      clearTimeout(timer);
+      if (closing) socket.destroy();
+      else socket.pause();
+    };
+    this.discarded = () => {
+      if (this.left === 0) allIn();
+    };
+    if (typeof destroySoon === 'function') {
+      socket.destroySoon = () => {
+        closing = true;
+        if (this.discarded === null) return destroySoon.call(socket);
+        // Our side ends (the answer is out); theirs may still be sending: read on until it ends.
+        socket.end();
+        socket.once('end', () => socket.destroy());
+      };
+    }
+    socket.resume();
+  }
+
   /** Stops reading this body; the socket stays open (its owner closes it). */
   private finish() {
     if (this.stopped) return;
@@ -372,6 +415,20 @@ function takeBody(req: IncomingMessage, res: ServerResponse): AsyncIterator<Buff
   };
   return reader;
 }
+
+/**
+ * After a refused request whose body was read off its socket (`directRequestBody`): the rest of
+ * the body is dropped and the connection closed gently once answered (see
+ * `ChunkReader.linger`), for at most `ms`. Does nothing for a body read another way or read whole.
+ */
+export function lingerAfter(body: LentChunks, ms = LINGER_MS): void {
+  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer> & { inner?: () => AsyncIterator<Buffer> | null };
+  const inner = iterator.inner?.() ?? iterator;
+  if (inner instanceof ChunkReader) inner.linger(ms);
+}
+
+/** How long a refused upload's connection is read and dropped from at most (nginx's lingering_time). */
+const LINGER_MS = 30_000;
 
 /** Whether an iterator of `requestBody` or `socketChunks` reads off its socket (for tests and logs). */
 export function readsDirect(iterator: AsyncIterator<Buffer>): boolean {

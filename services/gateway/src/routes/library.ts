@@ -2,7 +2,7 @@ import type { Multipart } from '@fastify/multipart';
 import { Facets, FolderList, FolderQuery, Item, ItemId, ItemList, ItemPatch, SearchQuery, UploadFields } from '@nondivy/contracts';
 import { AppError, badInput, notFound, tooLarge, unauthorized } from '@nondivy/errors';
 import { boundaryOf, formParts, MultipartError, type FormPart, type MultipartLimits } from '@nondivy/http';
-import { directRequestBody, requestBody } from '@nondivy/runtime';
+import { directRequestBody, lingerAfter, requestBody, type LentChunks } from '@nondivy/runtime';
 import { decodeFormFilename, requireAcceptedFilename, requireAcceptedFolder, type StagedUpload } from '@nondivy/storage';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -125,10 +125,10 @@ function uploadTarget(sent: string | null, fields: { folder?: string; path?: str
  * JavaScript); any other body (chunked, TLS) through @fastify/multipart's stream parser, with the
  * same limits.
  */
-async function uploadParts(req: FastifyRequest, reply: FastifyReply): Promise<AsyncIterable<FormPart>> {
+async function uploadParts(req: FastifyRequest, reply: FastifyReply): Promise<{ parts: AsyncIterable<FormPart>; direct: LentChunks | null }> {
   const boundary = boundaryOf(req.headers['content-type'] ?? '');
   const direct = await directRequestBody(req.raw, reply.raw);
-  return direct ? formParts(direct, boundary, UPLOAD_FORM_LIMITS) : streamedParts(req);
+  return { parts: direct ? formParts(direct, boundary, UPLOAD_FORM_LIMITS) : streamedParts(req), direct };
 }
 
 /** @fastify/multipart's parts as `FormPart`s, its stream failures classified by `uploadError`. */
@@ -167,8 +167,11 @@ async function receiveUpload(req: FastifyRequest, reply: FastifyReply, deps: Gat
     }
     return parsed.data;
   };
+  let direct: LentChunks | null = null;
   try {
-    for await (const part of await uploadParts(req, reply)) {
+    const body = await uploadParts(req, reply);
+    direct = body.direct;
+    for await (const part of body.parts) {
       if (part.type === 'file') {
         if (part.name !== 'file') throw badInput(`Unexpected file part "${part.name.slice(0, 40)}"; send the file as "file"`);
         if (staged) throw badInput('Send exactly one file per upload');
@@ -190,6 +193,9 @@ async function receiveUpload(req: FastifyRequest, reply: FastifyReply, deps: Gat
     const { filename, folder } = uploadTarget(sent, fields);
     return { staged, filename: filename!, folder, mimetype, fields };
   } catch (err) {
+    // Refused before the end of a body read off the socket: the rest is dropped and the connection
+    // closed only once the client has it all or stops sending, so that it reads the answer.
+    if (direct) lingerAfter(direct);
     await staged?.discard();
     throw uploadError(err, false);
   }
