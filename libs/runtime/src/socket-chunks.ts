@@ -271,6 +271,8 @@ class ChunkReader implements AsyncIterator<Buffer> {
   linger(ms: number): void {
     if (this.left === null || this.done() || this.socket.destroyed) return;
     this.finish();
+    // Reads land in the drain buffer from now on: the batches go (a chunk still being written keeps its own alive).
+    this.batches.fill(undefined);
     const socket = this.socket as Socket & { destroySoon?: () => void };
     const destroySoon = socket.destroySoon;
     let closing = false;
