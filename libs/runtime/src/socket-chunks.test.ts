@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { readsDirect, requestBody, socketChunks } from './socket-chunks.js';
+import { directRequestBody, lingerAfter, readsDirect, requestBody, socketChunks } from './socket-chunks.js';
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -225,5 +225,78 @@ describe('socketChunks: a TCP stream read off its socket', () => {
     for (let i = 0; i < 100 && results.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
     const { direct: _direct, ...got } = results.at(-1)!;
     assert.deepEqual(got, { digest: sha256(Buffer.alloc(0)), size: 0 });
+  });
+});
+
+describe('lingerAfter: a body refused before its end', () => {
+  let server: Server;
+  let port: number;
+  before(async () => {
+    // Reads the first chunk, refuses the rest (as a refused upload name does) and lingers for 400 ms.
+    server = createHttpServer(async (req, res) => {
+      const body = await directRequestBody(req, res);
+      if (!body) return void res.writeHead(500).end('not read off the socket');
+      const iterator = body[Symbol.asyncIterator]();
+      await iterator.next();
+      await iterator.return?.();
+      lingerAfter(body, 400);
+      res.writeHead(400).end('refused');
+    }) as unknown as Server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /**
+   * Sends headers announcing `length` bytes, then `send(socket)` (a client that keeps sending after
+   * the server's end: half-open allowed); resolves with the answer, how long after the request the
+   * server closed its socket, and whether the client saw a reset.
+   */
+  function refused(length: number, send: (socket: Socket) => void): Promise<{ answer: string; closedAfterMs: number; reset: boolean }> {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      server.once('connection', (serverSide: Socket) =>
+        serverSide.once('close', () => {
+          // The client had until now to see a reset.
+          setTimeout(() => {
+            socket.destroy();
+            resolve({ answer, closedAfterMs: Date.now() - started, reset });
+          }, 100);
+        }),
+      );
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      let answer = '';
+      let reset = false;
+      socket.on('data', (d) => (answer += d.toString('latin1')));
+      socket.on('error', () => (reset = true));
+      socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n\r\n`);
+      send(socket);
+    });
+  }
+
+  it('reads and drops the rest of a body sent whole, then closes: the client reads its answer, no reset', async () => {
+    const rest = randomBytes(4 * MiB);
+    const r = await refused(64 * 1024 + rest.length, (s) => {
+      s.write(randomBytes(64 * 1024));
+      setTimeout(() => s.write(rest), 50);
+    });
+    assert.match(r.answer, /^HTTP\/1\.1 400/);
+    assert.match(r.answer, /refused/);
+    assert.equal(r.reset, false, 'closed without a reset');
+    assert.ok(r.closedAfterMs < 3000, `closed once the body was in (${r.closedAfterMs} ms)`);
+  });
+
+  it('a client that trickles on is cut once the linger time has passed', async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const r = await refused(100 * MiB, (s) => {
+      s.write(randomBytes(1024));
+      timer = setInterval(() => s.writable && s.write(randomBytes(512)), 50);
+      // The client would go on for 10 s: the server must not wait for it.
+      setTimeout(() => s.destroy(), 10_000).unref();
+      s.on('close', () => clearInterval(timer));
+    });
+    clearInterval(timer);
+    assert.match(r.answer, /^HTTP\/1\.1 400/);
+    assert.ok(r.closedAfterMs >= 400 && r.closedAfterMs < 3000, `cut after the linger time (${r.closedAfterMs} ms)`);
   });
 });
