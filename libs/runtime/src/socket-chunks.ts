@@ -424,9 +424,7 @@ function takeBody(req: IncomingMessage, res: ServerResponse): AsyncIterator<Buff
  * `ChunkReader.linger`), for at most `ms`. Does nothing for a body read another way or read whole.
  */
 export function lingerAfter(body: LentChunks, ms = LINGER_MS): void {
-  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer> & { inner?: () => AsyncIterator<Buffer> | null };
-  const inner = iterator.inner?.() ?? iterator;
-  if (inner instanceof ChunkReader) inner.linger(ms);
+  readerOf(body[Symbol.asyncIterator]())?.linger(ms);
 }
 
 /** How long a refused upload's connection is read and dropped from at most (nginx's lingering_time). */
@@ -434,6 +432,11 @@ const LINGER_MS = 30_000;
 
 /** Whether an iterator of `requestBody` or `socketChunks` reads off its socket (for tests and logs). */
 export function readsDirect(iterator: AsyncIterator<Buffer>): boolean {
+  return readerOf(iterator) !== null;
+}
+
+/** The socket reader behind an iterator of `requestBody`, `directRequestBody` or `socketChunks`, if it reads off its socket. */
+function readerOf(iterator: AsyncIterator<Buffer>): ChunkReader | null {
   const inner = (iterator as { inner?: () => AsyncIterator<Buffer> | null }).inner?.() ?? iterator;
-  return inner instanceof ChunkReader;
+  return inner instanceof ChunkReader ? inner : null;
 }
