@@ -31,17 +31,17 @@ const verified = new VerifiedPasswords();
 const defaultDelay = (failures: number) => Math.min(250 * 2 ** Math.min(failures - 1, 4), 4000);
 
 /**
- * Accounts, passwords and sessions, shared by every front door. Logins are throttled per client
- * address: each failure is answered more slowly, and past `maxFailures` the address is refused
- * (`rate_limited`) until the window passes. Session tokens are random; only their hash is stored.
- */
-/**
  * The hash an unknown user's password is checked against (so that names cannot be probed by timing):
  * one per process, made when first needed — not at a known user's first login, which would pay
  * a second scrypt for nothing (in a standalone server, the FTP service's first login did).
  */
 let dummyHash: Promise<string> | null = null;
 
+/**
+ * Accounts, passwords and sessions, shared by every front door. Logins are throttled per client
+ * address: each failure is answered more slowly, and past `maxFailures` the address is refused
+ * (`rate_limited`) until the window passes. Session tokens are random; only their hash is stored.
+ */
 export class AuthService {
   constructor(private readonly options: AuthOptions) {}
 

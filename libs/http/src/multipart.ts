@@ -294,7 +294,7 @@ export class MultipartParser {
       return;
     }
     part.size += bytes.length;
-    if (part.size > this.limits.fieldBytes) throw new MultipartError(`the field "${part.name.slice(0, 40)}" is larger than ${this.limits.fieldBytes} bytes`, 413);
+    if (part.size > this.limits.fieldBytes) throw new MultipartError(`the field "${part.name.slice(0, 40)}" larger than ${this.limits.fieldBytes} bytes`, 413);
     part.value.push(Buffer.from(bytes));
   }
 
